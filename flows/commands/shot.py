@@ -1,0 +1,105 @@
+"""``ray32 probe`` and ``ray32 demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from flows.progress import progress_bar
+from ray32 import shot as shotlib
+from ray32.timecode import format_seconds, format_timecode
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "probe", help="what a video is: codec, size, timing, colour, audio, cuts",
+        description="Read a clip and print what it is: container, codec, size, frame rate (exact), frame count, "
+                    "duration, pixel format and bit depth, colour tags (SDR/PQ/HLG), rotation, audio streams, "
+                    "variable frame rate, and the checks a source shot must pass (at most 20 s, one take).",
+    )
+    p.add_argument("file", type=Path, help="the video file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--start", help="trim start: seconds (2.5), clock (00:02.5), timecode (00:00:02:12) or frame (60f)")
+    p.add_argument("--end", help="trim end, exclusive (same forms as --start)")
+    p.add_argument("--no-cuts", action="store_true", help="skip cut detection (it decodes a small copy of the clip)")
+    p.set_defaults(func=cmd_probe)
+
+    d = sub.add_parser(
+        "demo", help="make the synthetic demo shot and probe it",
+        description="Write the deterministic synthetic demo shot (a labelled product, a face, a camera push-in) "
+                    "with its per-frame ground truth, then probe it.",
+    )
+    d.add_argument("--out", type=Path, default=Path("build/demo"), help="output folder (default: build/demo)")
+    d.add_argument("--overwrite", action="store_true", help="write the shot again even if it exists")
+    d.set_defaults(func=cmd_demo)
+
+
+def describe(shot: shotlib.Shot) -> dict:
+    info = shot.info
+    d = info.to_dict()
+    d["trim"] = {"first_frame": shot.first, "stop_frame": shot.stop, "frame_count": shot.frame_count,
+                 "duration": float(shot.duration)}
+    d["cuts"] = [{"frame": c.frame, "time": float(c.time), "timecode": format_timecode(c.frame, info.fps)}
+                 for c in shot.cuts]
+    d["warnings"] = list(shot.warnings)
+    d["within_limits"] = shot.duration <= shotlib.MAX_SECONDS
+    return d
+
+
+def format_table(shot: shotlib.Shot) -> str:
+    i = shot.info
+    fps = str(i.fps) if i.fps.denominator == 1 else f"{i.fps} ({float(i.fps):.3f})"
+    rows = [
+        ("file", str(i.path)),
+        ("container", i.container),
+        ("video", f"{i.codec}" + (f" ({i.profile})" if i.profile else "")),
+        ("size", f"{i.width}x{i.height}" + (f" (stored {i.coded_width}x{i.coded_height}, rotated {i.rotation}°)"
+                                             if i.rotation else "")),
+        ("frame rate", fps + (" — variable, normalised to this constant rate" if i.vfr else "")),
+        ("frames", str(i.frame_count)),
+        ("duration", f"{float(i.duration):.3f} s ({format_timecode(i.frame_count, i.fps)})"),
+        ("pixel format", f"{i.pix_fmt}, {i.bit_depth}-bit"),
+        ("colour", f"{i.dynamic_range}: primaries {i.color_primaries}, transfer {i.color_transfer}, "
+                   f"matrix {i.color_matrix}, range {i.color_range}"),
+        ("audio", "; ".join(f"#{a.index} {a.codec} {a.sample_rate} Hz {a.layout or a.channels}" for a in i.audio)
+         or "none"),
+    ]
+    if (shot.first, shot.stop) != (0, i.frame_count):
+        rows.append(("trim", f"frames {shot.first}..{shot.stop - 1} ({shot.frame_count} frames, "
+                             f"{float(shot.duration):.3f} s)"))
+    rows.append(("cuts", ", ".join(f"{format_timecode(c.frame, i.fps)} ({format_seconds(c.time)})"
+                                   for c in shot.cuts) or "none (one take)"))
+    rows.append(("source limits", "ok (at most 20 s)" if shot.duration <= shotlib.MAX_SECONDS else "too long"))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lines += [f"{'warning'.ljust(width)}  {w}" for w in shot.warnings]
+    return "\n".join(lines)
+
+
+def probe_file(path: Path, *, start=None, end=None, cuts: bool = True) -> shotlib.Shot:
+    info = shotlib.probe(path)
+    with progress_bar("checking for cuts", total=info.frame_count) as bar:
+        return shotlib.open_shot(path, start=start, end=end, detect_cuts=cuts, info=info, progress=bar)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    shot = probe_file(args.file, start=args.start, end=args.end, cuts=not args.no_cuts)
+    if args.json:
+        json.dump(describe(shot), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_table(shot))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ray32.demo_shot import make_demo_shot
+
+    demo = make_demo_shot(args.out, overwrite=args.overwrite)
+    print(f"demo shot:    {demo.path}")
+    print(f"ground truth: {demo.truth_path}")
+    print()
+    print(format_table(probe_file(demo.path)))
+    return 0
