@@ -1,0 +1,797 @@
+"""The generative engine: Wan2.1-VACE through diffusers, with every direction control.
+
+``prepare`` does the per-shot work once (tracks when a lock needs them; per window of up to 81 frames: the
+source's VAE latents, the control video's latents, the latents of an empty frame) and ``render`` does only
+what differs per variant: text encoding (cached per prompt), denoising and decoding. How each control maps:
+
+=========================  =========================================================================================
+control                    what the engine does
+=========================  =========================================================================================
+structure adherence s      control video made in ``prepare`` (edges when s >= 0.5, coarse layout below) fed to every
+                           VACE layer with ``conditioning_scale = s`` (0: the control is ignored)
+motion adherence m         flow (m >= 0.5) or grayscale control when m > s; the denoising starts from the source's
+                           latents noised to ``strength = 1 - 0.6 m`` of the schedule (1 = pure noise)
+keyframes                  the guide is VAE-encoded and placed at the latent frame of its exact index, kept by the
+                           mask (mask 0 = keep) and blended back into the latents every step; the decoded frame is
+                           then replaced by the guide (exact), neighbours cross-faded over ``keyframe_fade`` frames.
+                           A keyframe prompt becomes the prompt of the windows whose middle lies at or after it
+locks (face/product/       kept mask regions (polygons per frame from the tracks or the lock's polygon), the
+label/region)              source's latents blended into them during denoising, and a final composite of the source
+                           pixels (locked pixels equal the source)
+lock reference images      VACE reference images (prepended latent frames, as diffusers' pipeline does)
+mode adhere/flex/reimagine presets for the two adherences (``ray32.request.PRESETS``); explicit values win
+reframe (outpaint)         the source sits in a canvas of the target aspect; the padding is mask 1 with no control,
+                           so the model invents it; output at the canvas size
+label swap                 the label lock post-pass (``ray32.label_lock``) over the generated frames
+clips over one window      overlapping windows (81 frames, 17 shared); each window keeps the previous window's last
+                           frames by the mask, is colour-matched to it and cross-faded over the shared frames
+=========================  =========================================================================================
+
+Weights come from ``model_dir`` (a diffusers folder) or the Hugging Face cache (``local_files_only``): nothing is
+downloaded. bf16 on CUDA (the VAE stays float32), float32 on CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ray32.engines.base import Cancel, Engine, EngineError, Prepared, Progress, prepare_tracks
+from ray32.engines.wan_controls import (CONTROL_KINDS, ControlError, Plan, WindowJoiner, box_polygon, control_video,
+                                        grow_quad, outpaint_canvas, plan_windows, polygon_mask, resolve_plan,
+                                        temporal_pool, valid_length)
+from ray32.errors import Ray32Error
+from ray32.shot import Geometry, Shot, read_chunks, working_geometry
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_ID = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
+"""The checkpoint looked up in the Hugging Face cache when no ``model_dir`` is given."""
+
+GET_WEIGHTS = (f"get the weights on a machine with internet access with `hf download {DEFAULT_MODEL_ID} "
+               "--local-dir DIR` (or `huggingface-cli download ...`), copy DIR here and pass --model-dir DIR")
+
+
+class ModelNotFoundError(Ray32Error):
+    """No Wan2.1-VACE weights where the engine looked."""
+
+
+# ------------------------------------------------------------------------------------------------- loading
+
+def find_model(model_dir: str | os.PathLike | None = None) -> Path:
+    """The folder of a diffusers Wan2.1-VACE checkpoint.
+
+    Args:
+        model_dir: a folder with ``model_index.json``; None looks for ``DEFAULT_MODEL_ID`` in the Hugging Face
+            cache (``$HF_HUB_CACHE``) without any network access.
+
+    Returns:
+        The folder.
+
+    Raises:
+        ModelNotFoundError: names where it looked and how to get the weights.
+    """
+    if model_dir is not None:
+        folder = Path(model_dir).expanduser()
+        if not (folder / "model_index.json").is_file():
+            what = "does not exist" if not folder.exists() else "has no model_index.json"
+            raise ModelNotFoundError(f"no Wan2.1-VACE model in {folder} ({what}); {GET_WEIGHTS}")
+        return folder
+    from huggingface_hub import constants, snapshot_download
+
+    try:
+        return Path(snapshot_download(DEFAULT_MODEL_ID, local_files_only=True))
+    except Exception as ex:  # LocalEntryNotFoundError and friends: not in the cache
+        raise ModelNotFoundError(
+            f"no --model-dir given and {DEFAULT_MODEL_ID} is not in the Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}); {GET_WEIGHTS}") from ex
+
+
+def load_pipeline(model_dir: str | os.PathLike | None = None, *, device: str | None = None, dtype=None,
+                  attention_backend: str | None = None, compile_blocks: bool = False):
+    """Load ``diffusers.WanVACEPipeline`` from a local folder (never the network).
+
+    Args:
+        model_dir: see ``find_model``.
+        device: ``"cuda"``, ``"cpu"``; None picks CUDA when present.
+        dtype: transformer and text-encoder dtype; None: bfloat16 on CUDA, float32 on CPU. The VAE is float32.
+        attention_backend: a diffusers attention backend name (``"_native_cudnn"``, ``"flash"``, ``"sage"``...).
+        compile_blocks: ``torch.compile`` the transformer's repeated blocks.
+
+    Returns:
+        The pipeline on ``device``.
+
+    Raises:
+        ModelNotFoundError: no weights there.
+    """
+    import torch
+    from diffusers import AutoencoderKLWan, WanVACEPipeline
+
+    folder = find_model(model_dir)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
+    vae = AutoencoderKLWan.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32, local_files_only=True)
+    pipe = WanVACEPipeline.from_pretrained(folder, vae=vae, torch_dtype=dtype, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(device)
+    configure_transformer(pipe.transformer, attention_backend=attention_backend, compile_blocks=compile_blocks)
+    pipe._ray32_model_dir = folder  # noqa: SLF001 (the engine keys its prepare cache on these weights)
+    return pipe
+
+
+def configure_transformer(transformer, *, attention_backend: str | None = None, compile_blocks: bool = False):
+    """Set the attention backend and compile the repeated blocks (both optional)."""
+    if attention_backend:
+        try:
+            transformer.set_attention_backend(attention_backend)
+        except Exception as ex:  # an unknown backend or a missing kernel package
+            raise EngineError(f"attention backend {attention_backend!r} is not usable here: {ex}") from ex
+    if compile_blocks:
+        transformer.compile_repeated_blocks(fullgraph=True)
+    return transformer
+
+
+def _weights_tag(folder: Path | None) -> str:
+    """A short fingerprint of the VAE weights (the prepared latents depend on them)."""
+    if folder is None:
+        return "in-memory"
+    h = hashlib.sha256()
+    for f in sorted((folder / "vae").glob("*")):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}".encode())
+            if st.st_size <= 64 * 2**20:
+                h.update(f.read_bytes())
+            else:
+                with open(f, "rb") as fh:
+                    h.update(fh.read(2**20))
+    return h.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------------- the engine
+
+@dataclasses.dataclass(frozen=True)
+class Canvas:
+    """Where the model works: the working size, and where the source sits in it (outpainting)."""
+
+    aspect: str | None          # None: the source's own frame
+    out_width: int              # output size (source pixels)
+    out_height: int
+    x0: int                     # the source's top-left in the output canvas
+    y0: int
+    src_width: int
+    src_height: int
+    geometry: Geometry          # output canvas <-> working frame
+
+
+class WanVaceEngine(Engine):
+    """Wan2.1-VACE video-to-video with the Ray-3.2 controls (see the module docstring).
+
+    Args:
+        model_dir: diffusers folder of the weights (None: the Hugging Face cache).
+        pipeline: an already built ``WanVACEPipeline`` (tests, benchmarks); ``model_dir`` is then not read.
+        device, dtype, attention_backend, compile_blocks: see ``load_pipeline``.
+        max_side: longest side of the working frames (832 = Wan's 480p).
+        window, overlap: frames per model window (1 + 4k) and frames shared by consecutive windows.
+    """
+
+    name = "wan-vace"
+    version = "0.1"
+    prepare_version = "1"
+
+    def __init__(self, model_dir: str | os.PathLike | None = None, *, pipeline=None, device: str | None = None,
+                 dtype=None, attention_backend: str | None = None, compile_blocks: bool = False,
+                 max_side: int = 832, window: int = 81, overlap: int = 17):
+        plan_windows(window + 1, window, overlap)  # validates window and overlap early
+        self.model_dir = model_dir
+        self._pipe = pipeline
+        self.device = device
+        self.dtype = dtype
+        self.attention_backend = attention_backend
+        self.compile_blocks = compile_blocks
+        self.max_side = max_side
+        self.window = window
+        self.overlap = overlap
+        self._prompts: OrderedDict[str, Any] = OrderedDict()
+        self._tag: str | None = None
+        if pipeline is not None:
+            configure_transformer(pipeline.transformer, attention_backend=attention_backend,
+                                  compile_blocks=compile_blocks)
+
+    # ------------------------------------------------------------------------------------------ model access
+
+    @property
+    def pipe(self):
+        """The ``WanVACEPipeline`` (loaded on first use)."""
+        if self._pipe is None:
+            self._pipe = load_pipeline(self.model_dir, device=self.device, dtype=self.dtype,
+                                       attention_backend=self.attention_backend, compile_blocks=self.compile_blocks)
+        return self._pipe
+
+    def model_tag(self) -> str:
+        """Fingerprint of the weights the prepared latents depend on."""
+        if self._tag is None:
+            if self._pipe is not None and not hasattr(self._pipe, "_ray32_model_dir"):
+                self._tag = f"memory-{id(self._pipe):x}-{os.getpid()}"
+            else:
+                folder = getattr(self._pipe, "_ray32_model_dir", None) or find_model(self.model_dir)
+                self._tag = _weights_tag(Path(folder))
+        return self._tag
+
+    @property
+    def _device(self):
+        return self.pipe._execution_device  # noqa: SLF001
+
+    @property
+    def _spatial(self) -> int:
+        return self.pipe.vae_scale_factor_spatial * self.pipe.transformer.config.patch_size[1]
+
+    # ----------------------------------------------------------------------------------------------- prepare
+
+    def prepare_settings(self, request, shot: Shot) -> dict:
+        """Tracks only when a lock needs them, plus the working size, windows, control kinds and the weights."""
+        settings = super().prepare_settings(request, shot)
+        settings["faces"] = any(lock.kind == "face" for lock in request.locks)
+        plan = resolve_plan(request)
+        canvas = request.reframe.aspect if request.reframe is not None and request.reframe.method == "outpaint" \
+            else None
+        settings["wan"] = {"max_side": self.max_side, "window": self.window, "overlap": self.overlap,
+                           "controls": [plan.control], "canvases": [canvas], "model": self.model_tag()}
+        return settings
+
+    def compute_prepared(self, shot: Shot, settings: dict, key: str, progress: Progress | None = None) -> Prepared:
+        """Tracks (when asked), then per window the source, control and empty-frame latents."""
+        track, faces = None, None
+        if settings.get("label") is not None or settings.get("faces"):
+            track, faces = prepare_tracks(shot, settings, progress=None)
+        prepared = Prepared(shot=shot, key=key, settings=settings, label_track=track, face_boxes=faces)
+        wan = settings.get("wan") or {}
+        windows = plan_windows(shot.frame_count, wan.get("window", self.window), wan.get("overlap", self.overlap))
+        canvases = wan.get("canvases", [None])
+        controls = wan.get("controls", ["edges"])
+        total = len(windows) * len(canvases)
+        done = 0
+        for aspect in canvases:
+            canvas = self.canvas(shot, aspect)
+            for w in range(len(windows)):
+                self._latent(prepared, canvas, "source", w)
+                for kind in controls:
+                    self._latent(prepared, canvas, kind, w)
+                self._latent(prepared, canvas, "empty", w)
+                done += 1
+                if progress:
+                    progress(done, total)
+        return prepared
+
+    def canvas(self, shot: Shot, aspect: str | None) -> Canvas:
+        """The working canvas for the source's frame (``aspect`` None) or an outpainting aspect like ``"9:16"``."""
+        from fractions import Fraction
+
+        max_side = self.max_side
+        if aspect is None:
+            geo = working_geometry(shot.width, shot.height, max_side=max_side, multiple=self._spatial)
+            return Canvas(None, shot.width, shot.height, 0, 0, shot.width, shot.height, geo)
+        a, b = aspect.split(":")
+        cw, ch, x0, y0 = outpaint_canvas(shot.width, shot.height, Fraction(int(a), int(b)))
+        geo = working_geometry(cw, ch, max_side=max_side, multiple=self._spatial)
+        return Canvas(aspect, cw, ch, x0, y0, shot.width, shot.height, geo)
+
+    def _windows(self, prepared: Prepared) -> list[tuple[int, int]]:
+        wan = prepared.settings.get("wan") or {}
+        return plan_windows(prepared.frame_count, wan.get("window", self.window), wan.get("overlap", self.overlap))
+
+    def _source_frames(self, shot: Shot, start: int, stop: int, canvas: Canvas) -> np.ndarray:
+        """Source frames ``start..stop`` (trim-relative) placed in the canvas, at working size, uint8."""
+        import cv2
+
+        sub = dataclasses.replace(shot, first=shot.first + start, stop=shot.first + stop)
+        geo = canvas.geometry
+        if canvas.aspect is None:
+            return np.concatenate([c.frames for c in read_chunks(sub, geometry=geo, chunk_frames=32)])
+        # The source's rectangle inside the working canvas; the rest is mid-grey (VACE's "nothing here").
+        x0, y0, x1, y1 = self._source_rect(canvas)
+        out = []
+        for c in read_chunks(sub, chunk_frames=32):
+            for f in c.frames:
+                frame = np.full((geo.height, geo.width, 3), 127, np.uint8)
+                frame[y0:y1, x0:x1] = cv2.resize(f, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+                out.append(frame)
+        return np.stack(out)
+
+    def _source_rect(self, canvas: Canvas) -> tuple[int, int, int, int]:
+        """The source's rectangle (x0, y0, x1, y1) inside the working canvas."""
+        geo = canvas.geometry
+        s = geo.scaled_width / geo.src_width
+        x0, y0 = round(canvas.x0 * s) + geo.pad_left, round(canvas.y0 * s) + geo.pad_top
+        return x0, y0, x0 + round(canvas.src_width * s), y0 + round(canvas.src_height * s)
+
+    def _latent(self, prepared: Prepared, canvas: Canvas, kind: str, w: int) -> np.ndarray:
+        """Per-shot latents, computed once and kept (in memory, in the prepare cache): ``kind`` is ``"source"``,
+        a control kind or ``"empty"`` (a mid-grey clip, VACE's "no content" value)."""
+        start, stop = self._windows(prepared)[w]
+        n = valid_length(stop - start)
+        name = f"lat_{kind}_{(canvas.aspect or 'src').replace(':', 'x')}_" + (f"n{n}" if kind == "empty" else f"w{w}")
+        if name in prepared.extras:
+            return prepared.extras[name]
+        path = prepared.cache_dir / f"{name}.npy" if prepared.cache_dir is not None else None
+        if path is not None and path.is_file():
+            prepared.extras[name] = np.load(path)
+            return prepared.extras[name]
+        geo = canvas.geometry
+        if kind == "empty":
+            pixels = np.full((n, geo.height, geo.width, 3), 127.5, np.float32)
+        else:
+            frames = self._source_frames(prepared.shot, start, stop, canvas)
+            if kind != "source":
+                if kind not in CONTROL_KINDS:
+                    raise ControlError(f"unknown control kind {kind!r}")
+                ctrl = control_video(frames, kind)
+                if canvas.aspect is not None:  # no control signal outside the source
+                    x0, y0, x1, y1 = self._source_rect(canvas)
+                    grey = np.full_like(ctrl, 127)
+                    grey[:, y0:y1, x0:x1] = ctrl[:, y0:y1, x0:x1]
+                    ctrl = grey
+                frames = ctrl
+            pixels = _pad_frames(frames, n)
+        lat = self.encode(pixels)
+        prepared.extras[name] = lat
+        if path is not None and prepared.cache_dir.exists():
+            tmp = path.with_suffix(".partial.npy")
+            np.save(tmp, lat)
+            os.replace(tmp, path)
+        return lat
+
+    # ------------------------------------------------------------------------------------------------ model I/O
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """Frames (n, h, w, 3) 0..255 -> normalised VAE latents (16, 1 + (n-1)//4, h/8, w/8) float32."""
+        import torch
+
+        pipe = self.pipe
+        vae = pipe.vae
+        x = torch.from_numpy(np.ascontiguousarray(frames, np.float32)).to(self._device)
+        x = (x / 127.5 - 1.0).permute(3, 0, 1, 2)[None].to(vae.dtype)
+        with torch.no_grad():
+            lat = vae.encode(x).latent_dist.mode()
+        mean, inv_std = self._latent_stats(lat)
+        return ((lat.float() - mean) * inv_std)[0].cpu().numpy()
+
+    def decode(self, lat) -> np.ndarray:
+        """Normalised latents (1, 16, t, h, w) tensor -> frames (n, H, W, 3) float32 0..255."""
+        import torch
+
+        vae = self.pipe.vae
+        mean, inv_std = self._latent_stats(lat)
+        with torch.no_grad():
+            video = vae.decode((lat.float() / inv_std + mean).to(vae.dtype), return_dict=False)[0]
+        video = ((video[0].float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 3, 0)
+        return video.cpu().numpy()
+
+    def _latent_stats(self, like):
+        import torch
+
+        cfg = self.pipe.vae.config
+        mean = torch.tensor(cfg.latents_mean, device=like.device, dtype=torch.float32).view(1, cfg.z_dim, 1, 1, 1)
+        inv_std = 1.0 / torch.tensor(cfg.latents_std, device=like.device, dtype=torch.float32).view(
+            1, cfg.z_dim, 1, 1, 1)
+        return mean, inv_std
+
+    def encode_prompt(self, prompt: str, max_sequence_length: int = 512):
+        """Text embeddings of one prompt, cached (a campaign repeats its negative prompt in every variant)."""
+        import torch
+
+        key = f"{max_sequence_length}:{prompt}"
+        if key in self._prompts:
+            self._prompts.move_to_end(key)
+            return self._prompts[key]
+        with torch.no_grad():
+            emb, _ = self.pipe.encode_prompt(prompt=prompt, do_classifier_free_guidance=False,
+                                             max_sequence_length=max_sequence_length, device=self._device)
+        emb = emb.to(self.pipe.transformer.dtype)
+        self._prompts[key] = emb
+        while len(self._prompts) > 32:
+            self._prompts.popitem(last=False)
+        return emb
+
+    # ------------------------------------------------------------------------------------------------- render
+
+    def output_size(self, prepared: Prepared, request) -> tuple[int, int]:
+        canvas = self._request_canvas(prepared, request)
+        return canvas.out_width, canvas.out_height
+
+    def _request_canvas(self, prepared: Prepared, request) -> Canvas:
+        if request.reframe is None:
+            return self.canvas(prepared.shot, None)
+        if request.reframe.method != "outpaint":
+            raise EngineError(f"wan-vace reframes by outpainting; reframe method {request.reframe.method!r} is the "
+                              "composite engine's: use method 'outpaint' here or render with --engine composite")
+        return self.canvas(prepared.shot, request.reframe.aspect)
+
+    def render(self, prepared: Prepared, request, progress: Progress | None = None,
+               cancel: Cancel | None = None) -> Iterator[np.ndarray]:
+        """Stream one variant (see the module docstring for what each control does).
+
+        Args:
+            prepared: from ``prepare`` (any variant of the same shot can use it).
+            request: a ``RenderRequest``; wan-vace reads ``engine_options`` ``steps``, ``guidance``,
+                ``guidance_steps``, ``conditioning_scale``, ``strength``, ``control``, ``lock_blend``,
+                ``keyframe_fade``, ``negative_prompt``, ``preset`` ("draft").
+            progress: ``progress(done_steps, total_steps)`` over all windows.
+            cancel: polled every denoising step; True stops the stream without error.
+
+        Yields:
+            (n, H, W, 3) uint8 RGB chunks at ``output_size``, ``prepared.frame_count`` frames in all.
+
+        Raises:
+            ControlError, EngineError, RequestError: the request does not fit this engine or shot.
+        """
+        # 1. Check inputs (everything that can fail does so before any model work)
+        plan = resolve_plan(request)
+        shot = prepared.shot
+        canvas = self._request_canvas(prepared, request)
+        keyframes = request.resolve_keyframes(shot.fps, shot.frame_count)
+        guides = {k.frame: _read_image(k.guide, canvas.out_width, canvas.out_height) for k in keyframes if k.guide}
+        lock_polys = self._lock_polygons(prepared, request)
+        references = [_read_image(lock.reference) for lock in request.locks if lock.reference is not None]
+        artwork = _read_image(request.label_swap.artwork) if request.label_swap is not None else None
+        if artwork is not None and prepared.label_track is None:
+            raise EngineError("the request swaps a label but the prepared shot has no label track; prepare it "
+                              "with engine.prepare_settings(request, shot)")
+        windows = self._windows(prepared)
+        total_steps = len(windows) * _steps_run(plan)
+        done_steps = 0
+        generator_seed = int(request.seed)
+
+        # 2. Encode prompts (cached across variants)
+        negative = self.encode_prompt(plan.negative_prompt) if plan.guidance > 1 else None
+        ref_latents = [self._encode_reference(img, canvas) for img in references]
+
+        joiner = WindowJoiner(shot.frame_count)
+        post = _PostPass(self, prepared, canvas, guides, lock_polys, plan, artwork)
+        tail: tuple[int, np.ndarray] | None = None  # (start, frames) of the previous window's output
+        for w, (start, stop) in enumerate(windows):
+            prompt = _window_prompt(request.prompt, keyframes, start, stop)
+            cond = self.encode_prompt(prompt)
+            # 3. Conditioning latents for this window (no VAE work for the source: it was done in prepare)
+            inputs = self._window_inputs(prepared, canvas, plan, w, start, stop, keyframes, guides, lock_polys, tail,
+                                         ref_latents)
+
+            def on_step(_i, _n):
+                nonlocal done_steps
+                done_steps += 1
+                if progress:
+                    progress(done_steps, total_steps)
+
+            # 4-5. Latents and the denoising loop
+            lat = self._denoise(inputs, plan, cond, negative, seed=generator_seed + 7919 * w, on_step=on_step,
+                                cancel=cancel)
+            if lat is None:
+                return
+            # 6. Decode; drop the padding frames; join with the previous window
+            frames = self.decode(lat)[: stop - start]
+            next_start = windows[w + 1][0] if w + 1 < len(windows) else None
+            if next_start is not None:
+                tail = (next_start, frames[next_start - start:].copy())
+            final = joiner.add(start, frames, next_start)
+            if len(final):
+                yield from post.apply(joiner.emitted - len(final), final)
+
+    # ---------------------------------------------------------------------------------------------- pieces
+
+    def _lock_polygons(self, prepared: Prepared, request) -> list[np.ndarray]:
+        """Per lock, per frame, a polygon in source pixels ((n, k, 2) with NaN where the lock is absent)."""
+        n = prepared.frame_count
+        out = []
+        for i, lock in enumerate(request.locks, 1):
+            if lock.polygon is not None:
+                out.append(np.repeat(np.asarray(lock.polygon, np.float64)[None], n, axis=0))
+            elif lock.kind == "face":
+                if prepared.face_boxes is None:
+                    raise EngineError(f"lock {i} (face) needs face tracks; prepare the shot with "
+                                      "engine.prepare_settings(request, shot)")
+                polys = [box_polygon(b, grow=1.15) for b in prepared.face_boxes]
+                out.append(np.stack([p if p is not None else np.full((4, 2), np.nan) for p in polys]))
+            elif lock.kind in ("label", "product"):
+                if prepared.label_track is None:
+                    raise EngineError(f"lock {i} ({lock.kind}) without a polygon follows the tracked label; give "
+                                      "the request a label_swap (its corners start the track) or a polygon")
+                grow = 1.1 if lock.kind == "label" else 1.8
+                corners = np.stack([grow_quad(q, grow) for q in prepared.label_track.corners])
+                corners[~prepared.label_track.valid] = np.nan
+                out.append(corners)
+        return out
+
+    def _keep_pixels(self, canvas: Canvas, lock_polys: list[np.ndarray], frames: range, feather: int = 0
+                     ) -> np.ndarray:
+        """(n, H, W) float mask at the OUTPUT canvas size: 1 where a lock keeps the source."""
+        import cv2
+
+        h, w = canvas.out_height, canvas.out_width
+        out = np.zeros((len(frames), h, w), np.float32)
+        for k, i in enumerate(frames):
+            for polys in lock_polys:
+                p = polys[i]
+                if np.all(np.isfinite(p)):
+                    out[k] = np.maximum(out[k], polygon_mask(h, w, p + [canvas.x0, canvas.y0]))
+            if feather and out[k].any():
+                grown = cv2.dilate(out[k], np.ones((2 * feather + 1,) * 2, np.uint8))
+                soft = cv2.GaussianBlur(grown, (0, 0), feather / 2)
+                out[k] = np.maximum(out[k], soft)
+        return out
+
+    def _keep_working(self, canvas: Canvas, lock_polys: list[np.ndarray], frames: range) -> np.ndarray:
+        """Lock masks at working size (n, h, w)."""
+        import cv2
+
+        full = self._keep_pixels(canvas, lock_polys, frames)
+        geo = canvas.geometry
+        out = np.zeros((len(frames), geo.height, geo.width), np.float32)
+        ys, xs = slice(geo.pad_top, geo.pad_top + geo.scaled_height), slice(geo.pad_left, geo.pad_left + geo.scaled_width)
+        for k, m in enumerate(full):
+            if m.any():
+                out[k, ys, xs] = cv2.resize(m, (geo.scaled_width, geo.scaled_height), interpolation=cv2.INTER_AREA)
+        return out
+
+    def _encode_static(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A still image -> (first-frame latent, latent of a 4-frame group showing it), each (16, h, w)."""
+        lat = self.encode(np.repeat(image[None].astype(np.float32), 5, axis=0))
+        return lat[:, 0], lat[:, 1]
+
+    def _encode_reference(self, image: np.ndarray, canvas: Canvas) -> np.ndarray:
+        import cv2
+
+        geo = canvas.geometry
+        h, w = image.shape[:2]
+        s = min(geo.width / w, geo.height / h)
+        nw, nh = max(1, int(w * s)), max(1, int(h * s))
+        frame = np.full((geo.height, geo.width, 3), 255, np.uint8)  # the pipeline's white canvas
+        y0, x0 = (geo.height - nh) // 2, (geo.width - nw) // 2
+        frame[y0:y0 + nh, x0:x0 + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        return self.encode(frame[None].astype(np.float32))[:, 0]
+
+    def _window_inputs(self, prepared, canvas, plan: Plan, w, start, stop, keyframes, guides, lock_polys, tail,
+                       ref_latents) -> dict:
+        """Everything the denoising loop needs for one window, as latent-space arrays."""
+        import cv2
+
+        n = valid_length(stop - start)
+        src = self._latent(prepared, canvas, "source", w)
+        ctrl = self._latent(prepared, canvas, plan.control, w)
+        empty = self._latent(prepared, canvas, "empty", w)
+        geo = canvas.geometry
+        t, lh, lw = src.shape[1:]
+        # Pixel "keep" mask (1 = keep); the model's mask is 1 - keep.
+        keep = np.zeros((n, geo.height, geo.width), np.float32)
+        keep[: stop - start] = self._keep_working(canvas, lock_polys, range(start, stop))
+        keep_content = src.copy()                             # latents of what is kept (source by default)
+        frame_keep = np.zeros(n, bool)                        # whole frames kept (keyframes, previous tail)
+        content_override: dict[int, np.ndarray] = {}
+        for k in keyframes:
+            if k.guide is not None and start <= k.frame < stop:
+                i = k.frame - start
+                frame_keep[i] = True
+                first, group = self._encode_static(_to_working(guides[k.frame], geo))
+                content_override[0 if i == 0 else (i + 3) // 4] = first if i == 0 else group
+        if tail is not None and tail[0] == start:
+            c = len(tail[1])
+            c_enc = 1 + 4 * ((c - 1) // 4)   # whole latent frames only; the rest is cross-faded by the joiner
+            frame_keep[:c_enc] = True
+            tail_lat = self.encode(tail[1][:c_enc])
+            for j in range(tail_lat.shape[1]):
+                content_override[j] = tail_lat[:, j]
+        keep[frame_keep] = 1.0
+        for j, lat in content_override.items():
+            keep_content[:, j] = lat
+        # Latent-resolution masks: time = max over each 4-frame group, space = area average.
+        keep_t = temporal_pool(keep)
+        keep_lat = np.stack([cv2.resize(m, (lw, lh), interpolation=cv2.INTER_AREA) for m in keep_t])
+        for j in content_override:  # a kept frame's whole latent frame is the guide / tail
+            keep_lat[j] = 1.0
+        keep_lat = keep_lat[None].astype(np.float32)                       # (1, t, lh, lw)
+        gen_lat = 1.0 - keep_lat
+        # VACE conditioning: inactive = what to keep, reactive = the control where generating.
+        inactive = keep_lat * keep_content + gen_lat * empty
+        reactive = gen_lat * ctrl + keep_lat * empty
+        mask = self._vace_mask(1.0 - keep)                                 # (64, t, lh, lw)
+        inside = None
+        if canvas.aspect is not None:  # start the padding from pure noise, the source area from the source
+            x0, y0, x1, y1 = self._source_rect(canvas)
+            box = np.zeros((geo.height, geo.width), np.float32)
+            box[y0:y1, x0:x1] = 1
+            inside = cv2.resize(box, (lw, lh), interpolation=cv2.INTER_AREA)[None, None]
+        return {"control": np.concatenate([inactive, reactive, mask], 0)[None], "source": src[None],
+                "keep": keep_lat[None], "keep_content": keep_content[None], "inside": inside,
+                "references": ref_latents, "frames": n}
+
+    def _vace_mask(self, gen: np.ndarray) -> np.ndarray:
+        """Pixel generate-mask (n, h, w) -> VACE's 64-channel latent mask, exactly as diffusers' pipeline makes it."""
+        import torch
+
+        m = torch.from_numpy(np.ascontiguousarray(gen))[None, None]
+        out = self.pipe.prepare_masks(m, reference_images=[[]])
+        return out[0].numpy()
+
+    def _denoise(self, inputs: dict, plan: Plan, cond, negative, *, seed: int, on_step, cancel):
+        """The denoising loop of one window; returns latents (1, 16, t, h, w) or None when cancelled."""
+        import torch
+
+        pipe = self.pipe
+        device = self._device
+        tdtype = pipe.transformer.dtype
+        refs = inputs["references"]
+        r = len(refs)
+        control = torch.from_numpy(inputs["control"]).to(device)
+        if r:
+            ref = torch.from_numpy(np.stack(refs, 1)[None]).to(device)            # (1, 16, r, h, w)
+            ref_ctrl = torch.cat([ref, torch.zeros_like(ref), torch.zeros(1, 64, r, *ref.shape[3:],
+                                                                           device=device)], 1)
+            control = torch.cat([ref_ctrl, control], 2)
+        control = control.to(tdtype)
+        source = torch.from_numpy(inputs["source"]).to(device)
+        keep = torch.from_numpy(inputs["keep"]).to(device)
+        keep_content = torch.from_numpy(inputs["keep_content"]).to(device)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        shape = (1, 16, r + source.shape[2], *source.shape[3:])
+        noise = torch.randn(shape, generator=gen, dtype=torch.float32).to(device)
+
+        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+        scheduler.set_timesteps(plan.steps, device=device)
+        sigmas = scheduler.sigmas.float()
+        t_start = min(int(round(plan.steps * (1.0 - plan.strength))), plan.steps - 1)
+        timesteps = scheduler.timesteps[t_start:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(t_start)
+        sigma0 = float(sigmas[t_start])
+        lat = noise.clone()
+        body = lat[:, :, r:]
+        start_from = (1 - sigma0) * source + sigma0 * noise[:, :, r:]
+        if inputs["inside"] is not None:
+            inside = torch.from_numpy(inputs["inside"]).to(device)
+            start_from = inside * start_from + (1 - inside) * noise[:, :, r:]
+        body.copy_(start_from)
+        scale = torch.full((len(pipe.transformer.config.vace_layers),), plan.conditioning_scale, device=device,
+                           dtype=tdtype)
+        n_steps = len(timesteps)
+        cfg_steps = int(np.ceil(n_steps * plan.guidance_steps)) if plan.guidance > 1 else 0
+        blend_steps = int(np.ceil(n_steps * plan.lock_blend))
+        for i, t in enumerate(timesteps):
+            if cancel is not None and cancel():
+                return None
+            x = lat.to(tdtype)
+            with torch.no_grad():
+                if i < cfg_steps:
+                    pred = pipe.transformer(hidden_states=torch.cat([x, x]), timestep=t.expand(2),
+                                            encoder_hidden_states=torch.cat([cond, negative]),
+                                            control_hidden_states=torch.cat([control, control]),
+                                            control_hidden_states_scale=scale, return_dict=False)[0]
+                    pc, pu = pred.float().chunk(2)
+                    pred = pu + plan.guidance * (pc - pu)
+                else:
+                    pred = pipe.transformer(hidden_states=x, timestep=t.expand(1), encoder_hidden_states=cond,
+                                            control_hidden_states=control, control_hidden_states_scale=scale,
+                                            return_dict=False)[0].float()
+            lat = scheduler.step(pred, t, lat, return_dict=False)[0]
+            if i < blend_steps:  # kept regions follow the kept content along the noise schedule
+                s_next = float(sigmas[t_start + i + 1])
+                target = (1 - s_next) * keep_content + s_next * noise[:, :, r:]
+                lat[:, :, r:] = keep * target + (1 - keep) * lat[:, :, r:]
+            on_step(i, n_steps)
+        return lat[:, :, r:]
+
+
+class _PostPass:
+    """After the model: back to the output size, the source composited into locks, guides placed exactly at
+    their keyframes (neighbours cross-faded), and the label lock."""
+
+    def __init__(self, engine: WanVaceEngine, prepared: Prepared, canvas: Canvas, guides: dict[int, np.ndarray],
+                 lock_polys: list[np.ndarray], plan: Plan, artwork: np.ndarray | None):
+        self.engine = engine
+        self.prepared = prepared
+        self.canvas = canvas
+        self.guides = guides
+        self.lock_polys = lock_polys
+        self.plan = plan
+        self.artwork = artwork
+
+    def apply(self, first: int, frames: np.ndarray, chunk: int = 16) -> Iterator[np.ndarray]:
+        """Working-size float frames ``first..`` -> output-size uint8 chunks of at most ``chunk`` frames."""
+        for k in range(0, len(frames), chunk):
+            yield self._apply(first + k, frames[k:k + chunk])
+
+    def _apply(self, first: int, frames: np.ndarray) -> np.ndarray:
+        c = self.canvas
+        out = c.geometry.restore(np.clip(frames, 0, 255)).astype(np.float32)
+        idx = range(first, first + len(out))
+        if self.lock_polys:
+            keep = self.engine._keep_pixels(c, self.lock_polys, idx, feather=2)[..., None]
+            src = self._source(first, len(out))
+            out = out * (1 - keep) + src * keep
+        fade = self.plan.keyframe_fade
+        for k, guide in self.guides.items():
+            for i in idx:
+                d = abs(i - k)
+                if d <= fade:
+                    a = 1.0 - d / (fade + 1)
+                    out[i - first] = out[i - first] * (1 - a) + guide * a
+        chunk = np.clip(np.round(out), 0, 255).astype(np.uint8)
+        if self.artwork is not None:
+            chunk = self._label_lock(first, chunk)
+        return chunk
+
+    def _source(self, first: int, n: int) -> np.ndarray:
+        shot = self.prepared.shot
+        sub = dataclasses.replace(shot, first=shot.first + first, stop=shot.first + first + n)
+        frames = np.concatenate([ch.frames for ch in read_chunks(sub, chunk_frames=32)]).astype(np.float32)
+        c = self.canvas
+        if c.aspect is None:
+            return frames
+        out = np.zeros((n, c.out_height, c.out_width, 3), np.float32)
+        out[:, c.y0:c.y0 + shot.height, c.x0:c.x0 + shot.width] = frames
+        return out
+
+    def _label_lock(self, first: int, chunk: np.ndarray) -> np.ndarray:
+        from ray32.label_lock import apply_label_lock
+        from ray32.label_track import LabelTrack
+
+        t = self.prepared.label_track
+        sl = slice(first, first + len(chunk))
+        off = np.array([self.canvas.x0, self.canvas.y0], np.float64)
+        track = LabelTrack(corners=t.corners[sl] + off, valid=t.valid[sl], score=t.score[sl],
+                           ref_frame=max(0, min(t.ref_frame - first, len(chunk) - 1)),
+                           ref_corners=np.asarray(t.ref_corners) + off)
+        return np.concatenate(list(apply_label_lock([chunk], track, self.artwork)))
+
+
+def _steps_run(plan: Plan) -> int:
+    return len(range(min(int(round(plan.steps * (1.0 - plan.strength))), plan.steps - 1), plan.steps))
+
+
+def _window_prompt(prompt: str, keyframes, start: int, stop: int) -> str:
+    """The base prompt, or the latest keyframe prompt at or before the window's middle."""
+    middle = (start + stop - 1) / 2
+    chosen = prompt
+    for k in keyframes:
+        if k.prompt and k.frame <= middle:
+            chosen = k.prompt
+    return chosen
+
+
+def _pad_frames(frames: np.ndarray, n: int) -> np.ndarray:
+    """Frames padded to ``n`` by repeating the last one (the model takes 1 + 4k frames), as float32."""
+    frames = np.asarray(frames, np.float32)
+    if len(frames) < n:
+        frames = np.concatenate([frames, np.repeat(frames[-1:], n - len(frames), axis=0)])
+    return frames
+
+
+def _read_image(path, width: int | None = None, height: int | None = None) -> np.ndarray:
+    """An RGB image file as uint8 (resized to width x height when given)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if width is not None and im.size != (width, height):
+                im = im.resize((width, height), Image.Resampling.LANCZOS)
+            return np.asarray(im, np.uint8).copy()
+    except FileNotFoundError as ex:
+        raise EngineError(f"image {path} does not exist; check the path") from ex
+    except (UnidentifiedImageError, OSError) as ex:
+        raise EngineError(f"image {path} cannot be read as a picture ({ex}); use PNG or JPEG") from ex
+
+
+def _to_working(image: np.ndarray, geo: Geometry) -> np.ndarray:
+    """An output-size image -> working size (scaled and padded like the source)."""
+    import cv2
+
+    img = cv2.resize(image, (geo.scaled_width, geo.scaled_height), interpolation=cv2.INTER_AREA)
+    return geo.pad(img)
