@@ -237,34 +237,35 @@ class Engine(ABC):
 
 def prepare_tracks(shot: Shot, settings: dict, progress: Progress | None = None
                    ) -> tuple[LabelTrack | None, np.ndarray | None]:
-    """The shared per-shot tracks: the label's quad (when ``settings['label']``) and face boxes (when
-    ``settings['faces']``), from one decoding pass over the shot."""
-    from ray32.faces import FaceDetector
+    """The shared per-shot tracks from one decoding pass over the shot: the label's quad (when
+    ``settings['label']``) and face boxes (when ``settings['faces']``; every ``settings['face_stride']``-th
+    frame, default 2, interpolated between)."""
+    from ray32.faces import FaceDetector, fill_and_smooth
     from ray32.label_track import LabelTracker
     from ray32.shot import read_chunks
 
     label = settings.get("label")
     want_faces = settings.get("faces", True)
+    stride = int(settings.get("face_stride", 2))
     if label is None and not want_faces:
         return None, None
-    tracker = LabelTracker(np.asarray(label["corners"]), label["frame"], shot.frame_count) if label else None
+    n = shot.frame_count
+    tracker = LabelTracker(np.asarray(label["corners"]), label["frame"], n) if label else None
     detector = FaceDetector() if want_faces else None
-    faces = np.full((shot.frame_count, 4), np.nan)
+    faces = np.full((n, 4), np.nan)
+    examined = np.zeros(n, dtype=bool)
     if tracker is not None:
-        # The reference frame first (its features are what every frame is matched against), then all frames.
+        # The reference frame first: its features are what every frame is matched against.
         tracker.set_reference_from(shot)
     for chunk in read_chunks(shot, chunk_frames=8, progress=progress):
         for k, frame in enumerate(chunk.frames):
             i = chunk.first - shot.first + k
             if tracker is not None:
                 tracker.add(i, frame)
-            if detector is not None:
+            if detector is not None and (i % stride == 0 or i == n - 1):
+                examined[i] = True
                 box = detector.detect(frame)
                 if box is not None:
                     faces[i] = box
     track = tracker.finish() if tracker is not None else None
-    if detector is not None:
-        from ray32.faces import smooth_boxes
-
-        faces = smooth_boxes(faces)
-    return track, (faces if want_faces else None)
+    return track, (fill_and_smooth(faces, examined) if want_faces else None)
