@@ -105,7 +105,9 @@ def build_components(size: str = "tiny", *, seed: int = 0, device=None, dtype=No
         text_encoder = UMT5EncoderModel(UMT5Config(**umt5, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
         torch.manual_seed(seed)
         transformer = WanVACETransformer3DModel(**(TINY_TRANSFORMER if tiny else WAN_VACE_1_3B_TRANSFORMER))
-    if not tiny:
+    if tiny:
+        _responsive_vae(vae, seed=seed)
+    else:
         # Random weights at the real scale: keep activations bounded so timings never meet inf/NaN slow paths.
         with torch.no_grad():
             for p in transformer.parameters():
@@ -118,6 +120,23 @@ def build_components(size: str = "tiny", *, seed: int = 0, device=None, dtype=No
                                         num_train_timesteps=1000, flow_shift=FLOW_SHIFT_480P)
     return {"transformer": transformer, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
             "scheduler": scheduler}
+
+
+def _responsive_vae(vae, *, seed: int, gain: float = 0.7) -> None:
+    """Re-initialise the tiny VAE's convolutions (Kaiming normal x ``gain``) so that it passes differences through.
+
+    With PyTorch's default init every decoded frame of a tiny random VAE is the same grey within about one code
+    value whatever the latents are, which would hide whether a control acts; this keeps outputs unsaturated
+    (std about 0.25 in -1..1) while different latents give clearly different pictures.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in vae.modules():
+            if isinstance(m, (torch.nn.Conv3d, torch.nn.Conv2d)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (gain * (2.0 / fan_in) ** 0.5))
 
 
 def build_pipeline(size: str = "tiny", *, seed: int = 0, device=None, dtype=None):

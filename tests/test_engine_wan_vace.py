@@ -1,0 +1,385 @@
+"""The wan-vace engine on a tiny random-weight Wan2.1-VACE built in code (CPU, no network).
+
+Random weights make no pictures worth looking at, so every test asserts what the controls do to real outputs:
+kept keyframes equal their guides, locked pixels equal the source, the conditioning scale changes the result,
+windows join to exactly the source's frame count, the source is VAE-encoded once for any number of variants.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ray32.request import RenderRequest
+from ray32.shot import open_shot, read_chunks
+
+W, H = 64, 48        # source size; the engine works at max_side=32 -> 32x32 (24 px of picture + padding)
+STEPS = {"steps": 3}
+
+
+def make_clip(path: Path, n: int) -> Path:
+    """A lossless clip: a yellow square moving right over a changing background."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = W, H, "yuv444p"
+        s.options = {"qp": "0"}
+        for i in range(n):
+            f = np.zeros((H, W, 3), np.uint8)
+            f[..., 0] = 40 + i * 8
+            f[..., 2] = 120
+            f[10:30, 5 + i * 2:25 + i * 2] = (250, 220, 30)
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from ray32.engines.tiny_models import build_pipeline
+
+    return build_pipeline("tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    return {n: open_shot(make_clip(d / f"clip{n}.mp4", n), detect_cuts=False) for n in (13, 21)}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def engine(pipe, **kw):
+    from ray32.engines.wan_vace import WanVaceEngine
+
+    return WanVaceEngine(pipeline=pipe, max_side=32, window=kw.pop("window", 9), overlap=kw.pop("overlap", 5), **kw)
+
+
+def run(eng, shot, request, cache_dir, **kw):
+    prepared = eng.prepare(shot, {**eng.prepare_settings(request, shot), "cache_dir": str(cache_dir)})
+    return np.concatenate(list(eng.render(prepared, request, **kw)))
+
+
+def source_frames(shot):
+    return np.concatenate([c.frames for c in read_chunks(shot)])
+
+
+def req(**kw):
+    opts = {**STEPS, **kw.pop("engine_options", {})}
+    return RenderRequest(prompt=kw.pop("prompt", "a golden bottle on a beach at sunset"), engine_options=opts, **kw)
+
+
+# ------------------------------------------------------------------------------------------------ the model
+
+def test_model_dir_round_trip_and_render(tmp_path, clips):
+    """A tiny model saved to a folder loads back with local_files_only and renders the source's frame count."""
+    from ray32.engines.tiny_models import save_tiny_pipeline
+    from ray32.engines.wan_vace import WanVaceEngine
+
+    folder = save_tiny_pipeline(tmp_path / "tiny-wan")
+    assert (folder / "model_index.json").is_file() and (folder / "tokenizer" / "tokenizer.json").is_file()
+    eng = WanVaceEngine(model_dir=folder, max_side=32, window=9, overlap=5)
+    shot = clips[13]
+    out = run(eng, shot, req(), tmp_path / "cache")
+    assert out.shape == (13, H, W, 3) and out.dtype == np.uint8
+    assert eng.pipe.transformer.dtype.is_floating_point and str(eng.pipe.transformer.dtype) == "torch.float32"
+    assert eng.version in ("0.1",) and eng.name == "wan-vace"
+
+
+def test_missing_model_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from ray32.engines.wan_vace import ModelNotFoundError, find_model
+
+    with pytest.raises(ModelNotFoundError) as ex:
+        find_model(tmp_path / "nowhere")
+    msg = str(ex.value)
+    assert str(tmp_path / "nowhere") in msg and "does not exist" in msg
+    assert "hf download Wan-AI/Wan2.1-VACE-1.3B-diffusers" in msg and "--model-dir" in msg
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotFoundError, match="has no model_index.json"):
+        find_model(tmp_path / "empty")
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelNotFoundError) as ex:
+        find_model(None)
+    assert str(tmp_path / "hub") in str(ex.value) and "not in the Hugging Face cache" in str(ex.value)
+
+
+def test_tokenizer_built_in_code_covers_prompts():
+    from ray32.engines.tiny_models import build_tokenizer
+
+    tok = build_tokenizer()
+    ids = tok("A golden bottle, 500 ml!").input_ids
+    assert ids[-1] == tok.eos_token_id and tok.unk_token_id not in ids
+    assert tok.decode(ids, skip_special_tokens=True) == "A golden bottle, 500 ml!"
+
+
+# ------------------------------------------------------------------------------------------- shared prepare
+
+def test_two_variants_on_one_prepare_encode_the_source_once(pipe, clips, tmp_path, monkeypatch):
+    """Counting calls on the real VAE: prepare encodes each window's source, control and empty clip once; the
+    second prepare is a cache hit and the two renders encode nothing."""
+    calls = []
+    real = pipe.vae.encode
+
+    def counting(x, *a, **k):
+        calls.append(tuple(x.shape))
+        return real(x, *a, **k)
+
+    monkeypatch.setattr(pipe.vae, "encode", counting)
+    eng = engine(pipe)
+    shot = clips[13]   # 2 windows of 9 frames
+    a = req(prompt="the bottle on a beach at golden hour")
+    b = req(prompt="the bottle in a snowy forest at dawn")
+    prep_a = eng.prepare(shot, {**eng.prepare_settings(a, shot), "cache_dir": str(tmp_path)})
+    n_prepare = len(calls)
+    assert n_prepare == 2 * 2 + 1   # per window: source + edges control; one empty clip per window length
+    assert sum(1 for k in prep_a.extras if k.startswith("lat_source")) == 2
+    prep_b = eng.prepare(shot, {**eng.prepare_settings(b, shot), "cache_dir": str(tmp_path)})
+    assert prep_b.key == prep_a.key and len(calls) == n_prepare
+    out_a = np.concatenate(list(eng.render(prep_a, a.model_copy(update={"engine_options": {"steps": 2}}))))
+    calls_after_a = len(calls)
+    out_b = np.concatenate(list(eng.render(prep_b, b.model_copy(update={"engine_options": {"steps": 2}}))))
+    # The only encode in a render is the previous window's tail (generated frames, not the source): 1 per join.
+    assert calls_after_a - n_prepare == 1 and len(calls) - calls_after_a == 1
+    assert all(shape[2] < 9 for shape in calls[n_prepare:])  # tails are shorter than a window
+    assert out_a.shape == out_b.shape == (13, H, W, 3)
+    assert np.abs(out_a.astype(int) - out_b).mean() > 0.5   # the prompts differ, so do the pictures
+
+
+# ------------------------------------------------------------------------------------------------ controls
+
+def test_conditioning_scale_changes_the_output_and_renders_are_deterministic(pipe, clips, cache):
+    eng = engine(pipe)
+    shot = clips[13]
+    zero = run(eng, shot, req(engine_options={"conditioning_scale": 0.0}), cache)
+    one = run(eng, shot, req(engine_options={"conditioning_scale": 1.0}), cache)
+    again = run(eng, shot, req(engine_options={"conditioning_scale": 1.0}), cache)
+    assert np.array_equal(one, again)
+    assert np.abs(zero.astype(int) - one).mean() > 0.5
+
+
+def test_structure_adherence_sets_scale_and_control_kind():
+    from ray32.engines.wan_controls import resolve_plan
+
+    p = resolve_plan(RenderRequest(prompt="x", structure_adherence=0.8, motion_adherence=0.3))
+    assert p.control == "edges" and p.conditioning_scale == pytest.approx(0.8)
+    p = resolve_plan(RenderRequest(prompt="x", structure_adherence=0.3, motion_adherence=0.2))
+    assert p.control == "layout" and p.conditioning_scale == pytest.approx(0.3)
+    p = resolve_plan(RenderRequest(prompt="x", structure_adherence=0.2, motion_adherence=0.9))
+    assert p.control == "flow" and p.strength == pytest.approx(1 - 0.6 * 0.9)
+    p = resolve_plan(RenderRequest(prompt="x", structure_adherence=0.1, motion_adherence=0.4))
+    assert p.control == "gray"
+    # presets fill what is not given; explicit values win
+    adhere, flex, reimagine = (resolve_plan(RenderRequest(prompt="x", mode=m)) for m in ("adhere", "flex", "reimagine"))
+    assert adhere.strength < flex.strength < reimagine.strength
+    assert adhere.conditioning_scale > flex.conditioning_scale > reimagine.conditioning_scale
+    assert resolve_plan(RenderRequest(prompt="x", mode="reimagine", structure_adherence=1.0)).conditioning_scale == 1
+    p = resolve_plan(RenderRequest(prompt="x", engine_options={"preset": "draft"}))
+    assert p.draft and p.steps == 8 and p.guidance_steps == 0.5
+
+
+def test_bad_engine_options_are_one_clear_error():
+    from ray32.engines.wan_controls import ControlError, resolve_plan
+
+    with pytest.raises(ControlError) as ex:
+        resolve_plan(RenderRequest(prompt="x", engine_options={"steps": 0, "control": "depth", "sped": 2}))
+    msg = str(ex.value)
+    assert "unknown engine_options ['sped']" in msg
+    assert "engine_options['steps'] must be an integer in 1..200, got 0" in msg
+    assert "engine_options['control'] must be one of edges, gray, layout, flow, got 'depth'" in msg
+
+
+def test_motion_adherence_starts_from_the_source_latents(pipe, clips, cache):
+    """Motion adherence m starts the denoising from the source's latents noised to strength 1 - 0.6 m: the render
+    runs only that share of the schedule, and a small strength stays near the VAE's rendering of the source's
+    latents, where a start from pure noise does not."""
+    import torch
+
+    eng = engine(pipe)
+    shot = clips[13]
+    opts = {"control": "edges", "conditioning_scale": 0.5, "steps": 10, "guidance": 1.0}
+    totals = {}
+    for m in (1.0, 0.0):
+        seen = []
+        run(eng, shot, req(motion_adherence=m, structure_adherence=0.5, engine_options=opts), cache,
+            progress=lambda d, t: seen.append(t))
+        totals[m] = seen[-1] // 2   # per window
+    assert totals == {1.0: 4, 0.0: 10}   # strength 0.4 -> the last 4 of 10 steps; strength 1 -> all 10
+    near = run(eng, shot, req(engine_options={**opts, "strength": 0.05}), cache).astype(np.float32)
+    far = run(eng, shot, req(engine_options={**opts, "strength": 1.0}), cache).astype(np.float32)
+    prepared = eng.prepare(shot, {**eng.prepare_settings(req(), shot), "cache_dir": str(cache)})
+    canvas = eng.canvas(shot, None)
+    ref = eng.decode(torch.from_numpy(eng._latent(prepared, canvas, "source", 0))[None])
+    ref = canvas.geometry.restore(np.clip(ref, 0, 255))[:4].astype(np.float32)   # frames only window 0 makes
+    d_near, d_far = np.abs(near[:4] - ref).mean(), np.abs(far[:4] - ref).mean()
+    assert d_near < 0.7 * d_far   # (a random model's one last step still moves it: the tiny VAE is sensitive)
+
+
+def test_keyframe_guides_are_hit_at_their_exact_frames(pipe, clips, cache, tmp_path):
+    from PIL import Image
+
+    guide = np.zeros((H, W, 3), np.uint8)
+    guide[:, :W // 2] = (255, 0, 255)
+    guide[:, W // 2:] = (0, 255, 0)
+    Image.fromarray(guide).save(tmp_path / "guide.png")
+    eng = engine(pipe)
+    shot = clips[13]
+    plain = run(eng, shot, req(), cache).astype(int)
+    keyed = run(eng, shot, req(keyframes=[{"time": "6f", "guide": str(tmp_path / "guide.png")}],
+                               engine_options={"keyframe_fade": 2}), cache).astype(int)
+    assert np.abs(keyed[6] - guide).max() <= 1                  # the kept frame equals its guide
+    assert np.abs(plain[6] - guide).mean() > 20                  # ... which the plain render does not
+    for k in (5, 7):                                             # neighbours move toward it (no pop)
+        assert np.abs(keyed[k] - guide).mean() < np.abs(plain[k] - guide).mean()
+    assert np.abs(keyed[0] - plain[0]).mean() < np.abs(keyed[6] - plain[6]).mean()
+
+
+def test_locked_region_equals_the_source(pipe, clips, cache):
+    eng = engine(pipe)
+    shot = clips[13]
+    poly = [[4, 6], [30, 6], [30, 28], [4, 28]]
+    out = run(eng, shot, req(locks=[{"kind": "region", "polygon": poly}]), cache).astype(int)
+    src = source_frames(shot).astype(int)
+    assert np.array_equal(out[:, 7:28, 5:30], src[:, 7:28, 5:30])
+    assert np.abs(out[:, 34:, 36:] - src[:, 34:, 36:]).mean() > 10   # the rest is generated
+
+
+def test_lock_reference_image_conditions_the_model(pipe, clips, cache, tmp_path):
+    from PIL import Image
+
+    ref = np.zeros((40, 40, 3), np.uint8)
+    ref[8:32, 8:32] = (200, 30, 30)
+    Image.fromarray(ref).save(tmp_path / "product.png")
+    eng = engine(pipe)
+    shot = clips[13]
+    poly = [[4, 6], [20, 6], [20, 20], [4, 20]]
+    without = run(eng, shot, req(locks=[{"kind": "product", "polygon": poly}]), cache).astype(int)
+    with_ref = run(eng, shot, req(locks=[{"kind": "product", "polygon": poly,
+                                          "reference": str(tmp_path / "product.png")}]), cache).astype(int)
+    assert np.array_equal(with_ref[:, 7:20, 5:20], without[:, 7:20, 5:20])   # the lock holds either way
+    assert np.abs(with_ref[:, 30:, 30:] - without[:, 30:, 30:]).mean() > 0.5
+
+
+def test_reframe_by_outpainting_gives_the_target_aspect(pipe, clips, cache):
+    from ray32.engines.wan_controls import outpaint_canvas
+
+    eng = engine(pipe)
+    shot = clips[13]
+    poly = [[4, 6], [30, 6], [30, 28], [4, 28]]
+    request = req(reframe={"aspect": "9:16", "method": "outpaint"}, locks=[{"kind": "region", "polygon": poly}])
+    prepared = eng.prepare(shot, {**eng.prepare_settings(request, shot), "cache_dir": str(cache)})
+    cw, ch, x0, y0 = outpaint_canvas(W, H, Fraction(9, 16))
+    assert eng.output_size(prepared, request) == (cw, ch) == (64, 114) and (x0, y0) == (0, 33)
+    out = np.concatenate(list(eng.render(prepared, request))).astype(int)
+    assert out.shape == (13, 114, 64, 3)
+    src = source_frames(shot).astype(int)
+    assert np.array_equal(out[:, y0 + 7:y0 + 28, 5:30], src[:, 7:28, 5:30])   # the lock, placed in the canvas
+
+    with pytest.raises(Exception, match="reframes by outpainting"):
+        eng.output_size(prepared, req(reframe={"aspect": "9:16", "method": "crop"}))
+
+
+# ------------------------------------------------------------------------------------------------- windows
+
+def test_windows_join_to_exactly_the_source_frame_count(pipe, clips, cache):
+    from ray32.engines.wan_controls import plan_windows
+
+    eng = engine(pipe)
+    shot = clips[21]
+    assert plan_windows(21, 9, 5) == [(0, 9), (4, 13), (8, 17), (12, 21)]
+    seen = []
+    out = run(eng, shot, req(engine_options={"steps": 2, "strength": 1.0}), cache,
+              progress=lambda d, t: seen.append((d, t)))
+    assert out.shape == (21, H, W, 3)
+    assert seen[-1] == (8, 8)   # 4 windows x 2 steps, one progress call per step
+    # no seam: frame-to-frame change where windows meet is of the order of the change inside a window
+    diffs = np.abs(np.diff(out.astype(float), axis=0)).mean(axis=(1, 2, 3))
+    joins = [d for w in (4, 8, 12) for d in diffs[w + 3:w + 6]]   # around each window's last shared frame
+    assert max(joins) < 3 * np.median(diffs) + 2
+
+
+def test_plan_windows_cover_the_clip():
+    from ray32.engines.wan_controls import ControlError, plan_windows
+
+    for n in (1, 5, 80, 81, 82, 150, 480):
+        wins = plan_windows(n)
+        assert wins[0][0] == 0 and wins[-1][1] == n
+        assert all(b - a <= 81 for a, b in wins)
+        assert all(wins[i + 1][0] <= wins[i][1] - 17 for i in range(len(wins) - 1))
+    assert len(plan_windows(480)) == 8     # 20 s at 24 fps
+    with pytest.raises(ControlError, match="window must be 1 \\+ 4k frames"):
+        plan_windows(100, window=80)
+
+
+def test_joiner_colour_matches_and_crossfades():
+    from ray32.engines.wan_controls import WindowJoiner
+
+    a = np.full((9, 4, 4, 3), 100.0)
+    b = np.full((9, 4, 4, 3), 160.0)  # the second window came out 60 levels brighter
+    b += np.arange(9)[:, None, None, None]
+    j = WindowJoiner(13)
+    first = j.add(0, a, 4)
+    second = j.add(4, b, None)
+    out = np.concatenate([first, second])
+    assert out.shape[0] == 13
+    assert np.abs(np.diff(out.mean(axis=(1, 2, 3)))).max() < 6   # no 60-level step at the seam
+
+
+def test_control_videos():
+    from ray32.engines.wan_controls import ControlError, control_video
+
+    frames = np.zeros((5, 96, 128, 3), np.uint8)
+    for i in range(5):
+        frames[i, 30:60, 20 + 3 * i:50 + 3 * i] = 200
+    edges = control_video(frames, "edges")
+    assert edges.shape == frames.shape and set(np.unique(edges)) <= {0, 255} and edges[0].max() == 255
+    gray = control_video(frames, "gray")
+    assert np.all(gray[..., 0] == gray[..., 1]) and gray.max() > 150
+    flow = control_video(frames, "flow")
+    assert flow.shape == frames.shape and flow[2, 35:55, 30:50].mean() > 4 * flow[2, :10, :10].mean() + 1
+    layout = control_video(frames, "layout")
+    assert len(np.unique(layout)) <= 6
+    with pytest.raises(ControlError, match="unknown control kind 'depth'"):
+        control_video(frames, "depth")
+
+
+def test_cancel_stops_the_stream(pipe, clips, cache):
+    eng = engine(pipe)
+    shot = clips[21]
+    steps = []
+    out = run(eng, shot, req(engine_options={"steps": 2, "strength": 1.0}), cache, progress=lambda d, t: steps.append(d),
+              cancel=lambda: len(steps) >= 3)
+    assert len(steps) == 3 and len(out) < 21
+
+
+def test_draft_preset_runs_fewer_steps(pipe, clips, cache):
+    eng = engine(pipe)
+    shot = clips[13]
+    seen = []
+    draft = RenderRequest(prompt="a golden bottle", engine_options={"preset": "draft", "strength": 1.0})
+    out = run(eng, shot, draft, cache, progress=lambda d, t: seen.append(t))
+    assert out.shape == (13, H, W, 3) and seen[-1] == 2 * 8   # 2 windows x the draft's 8 steps
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (bf16 path)")
+def test_bf16_on_cuda(clips, cache):
+    from ray32.engines.tiny_models import build_pipeline
+
+    import torch
+
+    p = build_pipeline("tiny", device="cuda", dtype=torch.bfloat16)
+    out = run(engine(p), clips[13], req(), cache)
+    assert out.shape == (13, H, W, 3) and p.transformer.dtype == torch.bfloat16
