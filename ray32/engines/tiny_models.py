@@ -114,12 +114,22 @@ def build_components(size: str = "tiny", *, seed: int = 0, device=None, dtype=No
                 if p.ndim >= 2:
                     p.normal_(0.0, 0.02)
     if dtype is not None:
-        transformer.to(dtype=dtype)
-        text_encoder.to(dtype=dtype)
+        _cast(transformer, dtype)
+        _cast(text_encoder, dtype)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
                                         num_train_timesteps=1000, flow_shift=FLOW_SHIFT_480P)
     return {"transformer": transformer, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
             "scheduler": scheduler}
+
+
+def _cast(model, dtype) -> None:
+    """Cast a model's weights to ``dtype`` except the modules it keeps in float32 (as ``from_pretrained`` does)."""
+    import torch
+
+    keep = set(getattr(model, "_keep_in_fp32_modules", None) or [])
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if t.is_floating_point():
+            t.data = t.data.to(torch.float32 if keep & set(name.split(".")) else dtype)
 
 
 def _responsive_vae(vae, *, seed: int, gain: float = 0.7) -> None:

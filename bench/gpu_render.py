@@ -1,0 +1,353 @@
+"""GPU benchmark of the wan-vace engine against diffusers' stock ``WanVACEPipeline`` call.
+
+The real Wan2.1-VACE-1.3B architecture (transformer, VAE and UMT5-XXL text encoder from configs in code, random
+weights: speed does not depend on weight values), 480x832, 81 frames, bf16 (VAE float32). In one run:
+
+1. stock: ``WanVACEPipeline(video=<edges control>, prompt, negative_prompt, ...)`` at S steps, guidance 5;
+2. this engine at the same S steps and guidance, full schedule (strength 1) and the same control, in the
+   configurations ``eager`` (same attention kernels as stock), ``+attention backend`` and ``+compiled blocks``;
+3. the draft preset (8 steps, guidance on the first half of them);
+4. a 4-variant campaign: one ``prepare`` (control video + VAE latents) shared by four renders.
+
+Reported: s/step (transformer steps), s/variant, peak VRAM per phase, transformer MFU against the GPU's dense
+bf16 peak (FLOPs counted from the architecture), and the speed ratio engine/stock measured side by side.
+
+    python bench/gpu_render.py                 # on an H100/H200 -> bench/results/gpu_render.json
+    python bench/gpu_render.py --smoke         # CPU, tiny config, minutes -> bench/results/gpu_render_cpu_smoke.json
+
+The ``--smoke`` run proves the script end to end on a CPU; its numbers say nothing about GPU speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import write_result  # noqa: E402
+
+log = logging.getLogger("gpu_render")
+
+BF16_PEAK_TFLOPS = {"H100 SXM": 989.0, "H100 NVL": 835.0, "H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0,
+                    "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
+"""Dense bf16 tensor-core peaks (NVIDIA datasheets, without sparsity), matched against the device name."""
+
+PROMPTS = [
+    "a glass bottle of sparkling water on a sunlit beach at golden hour, warm light, shallow depth of field",
+    "a glass bottle of sparkling water in a snowy pine forest at dawn, cold blue light, soft falling snow",
+    "a glass bottle of sparkling water on a neon-lit city street at night, rain reflections, cinematic",
+    "a glass bottle of sparkling water on a marble kitchen counter, morning window light, clean and bright",
+]
+
+
+def peak_tflops(name: str) -> float | None:
+    for key in sorted(BF16_PEAK_TFLOPS, key=len, reverse=True):
+        if key.lower() in name.lower():
+            return BF16_PEAK_TFLOPS[key]
+    return None
+
+
+def transformer_flops(cfg, latent_shape: tuple[int, int, int], text_len: int) -> float:
+    """Model FLOPs of one WanVACETransformer3DModel forward for one sample (matmuls + attention; 2 per MAC).
+
+    ``latent_shape`` = (frames, height, width) of the latents; tokens = frames * (h/2) * (w/2).
+    """
+    t, h, w = latent_shape
+    pt, ph, pw = cfg.patch_size
+    n = (t // pt) * (h // ph) * (w // pw)
+    d = cfg.num_attention_heads * cfg.attention_head_dim
+    f = cfg.ffn_dim
+    self_attn = 2 * n * d * d * 4 + 2 * 2 * n * n * d                  # q,k,v,o + QK^T and AV
+    cross_attn = 2 * n * d * d * 2 + 2 * text_len * d * d * 2 + 2 * 2 * n * text_len * d
+    ffn = 2 * n * d * f * 2
+    block = self_attn + cross_attn + ffn
+    vace = len(cfg.vace_layers) * (block + 2 * n * d * d) + 2 * n * d * d    # + proj_out each, proj_in once
+    embed = 2 * n * d * (cfg.in_channels * pt * ph * pw) + 2 * n * d * (cfg.vace_in_channels * pt * ph * pw)
+    out = 2 * n * d * (cfg.out_channels * pt * ph * pw)
+    return float(cfg.num_layers * block + vace + embed + out)
+
+
+def make_source(path: Path, frames: int, width: int, height: int) -> Path:
+    """A synthetic source: a bright bottle-like shape moving over a textured background (H.264, 24 fps)."""
+    import av
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(30, 90, size=(height // 8, width // 8, 3), dtype=np.uint8)
+    base = np.kron(base, np.ones((8, 8, 1), np.uint8))[:height, :width]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.options = {"crf": "12"}
+        for i in range(frames):
+            f = base.copy()
+            x = int(width * 0.2 + i * width * 0.5 / frames)
+            f[height // 5: height * 4 // 5, x: x + width // 10] = (220, 200, 120)
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+class Clock:
+    """Wall time with the device synchronised, and peak memory per phase."""
+
+    def __init__(self, cuda: bool):
+        self.cuda = cuda
+
+    def sync(self):
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+
+    def reset_peak(self):
+        if self.cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+
+    def peak_gib(self) -> float | None:
+        if self.cuda:
+            import torch
+
+            return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        return None
+
+
+def step_timer(clock: Clock):
+    """A callback for the engine's progress / the pipeline's callback_on_step_end that records step times."""
+    times = []
+
+    def mark(*_):
+        clock.sync()
+        times.append(time.perf_counter())
+
+    return times, mark
+
+
+def per_step(times: list[float], start: float) -> float | None:
+    """Median seconds per step (the first step, which may carry one-off work, is left out when there are more)."""
+    stamps = [start] + times
+    d = np.diff(stamps)
+    if len(d) > 2:
+        d = d[1:]
+    return float(np.median(d)) if len(d) else None
+
+
+def run_stock(pipe, control_pil, args, clock, steps: int, seed: int = 0) -> dict:
+    import torch
+
+    times, mark = step_timer(clock)
+
+    def on_step(_pipe, _i, _t, kwargs):
+        mark()
+        return kwargs
+
+    clock.reset_peak()
+    clock.sync()
+    t0 = time.perf_counter()
+    pipe(video=control_pil, prompt=PROMPTS[0], negative_prompt=args.negative, height=args.height, width=args.width,
+         num_frames=args.frames, num_inference_steps=steps, guidance_scale=args.guidance,
+         generator=torch.Generator().manual_seed(seed), output_type="np", max_sequence_length=args.text_len,
+         callback_on_step_end=on_step)
+    clock.sync()
+    total = time.perf_counter() - t0
+    return {"s_per_variant": round(total, 3), "s_per_step": per_step(times, t0), "steps": steps,
+            "peak_vram_gib": clock.peak_gib()}
+
+
+def run_engine(engine, prepared, request, clock) -> dict:
+    times, mark = step_timer(clock)
+    clock.reset_peak()
+    clock.sync()
+    t0 = time.perf_counter()
+    frames = sum(len(c) for c in engine.render(prepared, request, progress=lambda d, t: mark()))
+    clock.sync()
+    total = time.perf_counter() - t0
+    return {"s_per_variant": round(total, 3), "s_per_step": per_step(times, t0), "steps": len(times),
+            "frames": frames, "peak_vram_gib": clock.peak_gib()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="CPU smoke run with the tiny config (proves the script)")
+    ap.add_argument("--steps", type=int, default=None, help="denoising steps for stock and engine (default 10; smoke 2)")
+    ap.add_argument("--attention-backend", default="_native_cudnn",
+                    help="diffusers attention backend for the '+attention' configuration (default _native_cudnn)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile configuration")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    import torch
+
+    from ray32.engines.tiny_models import build_components
+    from ray32.engines.wan_controls import control_video
+    from ray32.engines.wan_vace import WanVaceEngine
+    from ray32.request import RenderRequest
+    from ray32.shot import open_shot, read_chunks, working_geometry
+
+    cuda = torch.cuda.is_available() and not args.smoke
+    if not cuda and not args.smoke:
+        print("no CUDA GPU here: run with --smoke for the CPU check, or on a GPU machine", file=sys.stderr)
+        return 2
+    clock = Clock(cuda)
+    size = "tiny" if args.smoke else "1.3b"
+    args.width, args.height, args.frames = (64, 32, 9) if args.smoke else (832, 480, 81)
+    steps = args.steps or (2 if args.smoke else 10)
+    args.guidance = 5.0
+    args.text_len = 16 if args.smoke else 512
+    args.negative = "bright tones, overexposed, static, blurred details, worst quality, low quality"
+    device = "cuda" if cuda else "cpu"
+    dtype = torch.bfloat16 if cuda else torch.float32
+    results: dict = {
+        "label": ("CPU SMOKE RUN with the tiny config: proves the script end to end; NOT the GPU benchmark"
+                  if args.smoke else "GPU benchmark: Wan2.1-VACE-1.3B architecture, random weights"),
+        "config": {"model": size, "width": args.width, "height": args.height, "frames": args.frames,
+                   "steps": steps, "guidance": args.guidance, "dtype": str(dtype), "device": device,
+                   "device_name": torch.cuda.get_device_name() if cuda else "cpu"},
+        "phases": {}, "errors": {},
+    }
+    peak = peak_tflops(results["config"]["device_name"]) if cuda else None
+    results["config"]["bf16_peak_tflops"] = peak
+
+    log.info("building %s components on %s", size, device)
+    t0 = time.perf_counter()
+    from diffusers import WanVACEPipeline
+
+    components = build_components(size, device=device, dtype=dtype)
+    pipe = WanVACEPipeline(**components)
+    pipe.set_progress_bar_config(disable=True)
+    results["build_s"] = round(time.perf_counter() - t0, 1)
+    cfg = pipe.transformer.config
+    lat = ((args.frames - 1) // 4 + 1, args.height // 8, args.width // 8)
+    flops_fwd = transformer_flops(cfg, lat, args.text_len)
+    results["config"]["transformer_tflop_per_forward"] = round(flops_fwd / 1e12, 3)
+
+    def mfu(s_per_step, forwards_per_step=2):
+        if not (peak and s_per_step):
+            return None
+        return round(flops_fwd * forwards_per_step / s_per_step / (peak * 1e12), 4)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = make_source(tmp / "source.mp4", args.frames, args.width, args.height)
+        shot = open_shot(src, detect_cuts=False)
+        geo = working_geometry(shot.width, shot.height, max_side=max(args.width, args.height), multiple=16)
+        frames = np.concatenate([c.frames for c in read_chunks(shot, geometry=geo)])
+        from PIL import Image
+
+        control_pil = [Image.fromarray(f) for f in control_video(frames, "edges")]
+
+        # 1. Stock pipeline (warm-up call with 2 steps first: kernels, allocator)
+        try:
+            run_stock(pipe, control_pil, args, clock, steps=min(2, steps))
+            stock = run_stock(pipe, control_pil, args, clock, steps=steps)
+            stock["mfu"] = mfu(stock["s_per_step"])
+            results["phases"]["stock"] = stock
+            log.info("stock: %s", stock)
+        except Exception as ex:  # record and go on: the other phases still say something
+            results["errors"]["stock"] = repr(ex)
+            log.exception("stock failed")
+
+        def request(prompt, **opts):
+            return RenderRequest(prompt=prompt, structure_adherence=1.0, motion_adherence=0.0,
+                                 engine_options={"steps": steps, "guidance": args.guidance, "strength": 1.0,
+                                                 "control": "edges", "conditioning_scale": 1.0,
+                                                 "negative_prompt": args.negative, **opts})
+
+        configs = [("engine_eager", {})]
+        if cuda and args.attention_backend:
+            configs.append(("engine_attention", {"attention_backend": args.attention_backend}))
+            if not args.no_compile:
+                configs.append(("engine_attention_compiled", {"attention_backend": args.attention_backend,
+                                                              "compile_blocks": True}))
+        best = None
+        prepared = None
+        for name, kw in configs:
+            try:
+                # configurations build on each other: eager, then + attention backend, then + compiled blocks
+                eng = WanVaceEngine(pipeline=pipe, max_side=max(args.width, args.height), window=81,
+                                    overlap=17, **kw)
+                eng._prompts.clear()
+                req0 = request(PROMPTS[0])
+                clock.reset_peak()
+                clock.sync()
+                t = time.perf_counter()
+                prepared = eng.prepare(shot, {**eng.prepare_settings(req0, shot), "cache_dir": str(tmp / name)})
+                clock.sync()
+                prep_s = time.perf_counter() - t
+                warm = run_engine(eng, prepared, request(PROMPTS[0], steps=min(2, steps)), clock)  # compile/warm-up
+                r = run_engine(eng, prepared, req0, clock)
+                r.update(prepare_s=round(prep_s, 3), warmup_s=warm["s_per_variant"], mfu=mfu(r["s_per_step"]))
+                results["phases"][name] = r
+                log.info("%s: %s", name, r)
+                if best is None or r["s_per_variant"] < results["phases"][best[0]]["s_per_variant"]:
+                    best = (name, eng)
+            except Exception as ex:
+                results["errors"][name] = repr(ex)
+                log.exception("%s failed", name)
+
+        if best is not None:
+            name, eng = best
+            results["best_engine_config"] = name
+            results["draft_and_campaign_run_with"] = configs[-1][0]  # the transformer keeps the last set-up
+            st = results["phases"].get("stock")
+            r = results["phases"][name]
+            if st:
+                results["speedup_vs_stock"] = {
+                    "per_variant": round(st["s_per_variant"] / r["s_per_variant"], 3),
+                    "per_step": round(st["s_per_step"] / r["s_per_step"], 3) if st["s_per_step"] and r["s_per_step"]
+                    else None}
+            # 3. Draft preset
+            try:
+                prepared = eng.prepare(shot, {**eng.prepare_settings(request(PROMPTS[0]), shot),
+                                              "cache_dir": str(tmp / name)})
+                draft = RenderRequest(prompt=PROMPTS[1], structure_adherence=1.0, motion_adherence=0.0,
+                                      engine_options={"preset": "draft", "strength": 1.0, "control": "edges",
+                                                      "negative_prompt": args.negative})
+                results["phases"]["draft"] = run_engine(eng, prepared, draft, clock)
+                log.info("draft: %s", results["phases"]["draft"])
+            except Exception as ex:
+                results["errors"]["draft"] = repr(ex)
+                log.exception("draft failed")
+            # 4. Campaign: one prepare (uncached: a new cache folder), four variants
+            try:
+                clock.sync()
+                t = time.perf_counter()
+                prepared = eng.prepare(shot, {**eng.prepare_settings(request(PROMPTS[0]), shot),
+                                              "cache_dir": str(tmp / "campaign")})
+                clock.sync()
+                prep_s = time.perf_counter() - t
+                variants = [run_engine(eng, prepared, request(p), clock) for p in PROMPTS]
+                total = prep_s + sum(v["s_per_variant"] for v in variants)
+                camp = {"prepare_s": round(prep_s, 3), "variants_s": [v["s_per_variant"] for v in variants],
+                        "total_s": round(total, 3), "peak_vram_gib": max((v["peak_vram_gib"] or 0)
+                                                                          for v in variants) or None}
+                if st:
+                    camp["stock_4_calls_s_estimated"] = round(4 * st["s_per_variant"], 3)
+                    camp["speedup_vs_4_stock_calls"] = round(4 * st["s_per_variant"] / total, 3)
+                results["phases"]["campaign_4"] = camp
+                log.info("campaign: %s", camp)
+            except Exception as ex:
+                results["errors"]["campaign_4"] = repr(ex)
+                log.exception("campaign failed")
+
+    results["goals"] = {"speedup_vs_stock_at_least": 1.5, "transformer_mfu_at_least": 0.5,
+                        "draft_s_per_variant_at_most": 15.0}
+    name = "gpu_render_cpu_smoke" if args.smoke else "gpu_render"
+    path = write_result(name, results)
+    print(f"wrote {path}")
+    return 0 if not results["errors"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
