@@ -3,7 +3,8 @@
 A grade (``ray32.request.Grade``) becomes one OCIO transform chain per set of values:
 
     source code values -> ACEScg (scene-linear, OCIO's ColorSpaceTransform)
-      -> white balance + exposure + contrast + saturation (OCIO's GradingPrimaryTransform, linear style)
+      -> white balance + exposure + contrast + saturation (OCIO's GradingPrimaryTransform, linear style;
+      contrast pivots on mid grey 0.18: out = 0.18 * (in / 0.18) ** contrast)
       -> back to the source's code values -> the .cube LUT, if any (OCIO's FileTransform)
 
 White balance: the light's colour temperature ``T`` (kelvin, on the Planckian locus; CIE 1960 uv from Krystek's
@@ -108,6 +109,7 @@ def grade_transform(values: dict[str, float], space: str, lut: str | os.PathLike
     gp.exposure = OCIO.GradingRGBM(float(stops[0]), float(stops[1]), float(stops[2]), float(values["exposure"]))
     gp.contrast = OCIO.GradingRGBM(1.0, 1.0, 1.0, float(values["contrast"]))
     gp.saturation = float(values["saturation"])
+    gp.pivot = 0.0  # linear style: the pivot is in stops from 0.18, so 0 puts it at mid grey
     group = OCIO.GroupTransform()
     group.appendTransform(OCIO.ColorSpaceTransform(space, WORKING_SPACE))
     group.appendTransform(OCIO.GradingPrimaryTransform(gp, OCIO.GRADING_LIN, False))
