@@ -22,7 +22,7 @@ SAMPLED = [0, 12, 24, 36, 48, 60, 71]
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
+    root = tmp_path_factory.getbasetemp() / "composite_demo"  # shared with test_render_cli in one session
     d = make_demo_shot(root)
     art = root / "art_de.png"
     Image.fromarray(make_label_art(NEW_TEXT)).save(art)
