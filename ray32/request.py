@@ -309,6 +309,18 @@ class RenderRequest(_Model):
             raise RequestError("the request has no label_swap")
         return resolve_frame(self.label_swap.frame, fps, frame_count, what="label_swap.frame")
 
+    def check_times(self, fps: Fraction, frame_count: int) -> None:
+        """Resolve every time in the request against a shot (keyframes, grade keys, the label's frame), so a
+        bad time fails before any work.
+
+        Raises:
+            RequestError: the first time that is unreadable, outside the shot or duplicated.
+        """
+        self.resolve_keyframes(fps, frame_count)
+        self.resolve_grade_keys(fps, frame_count)
+        if self.label_swap is not None:
+            self.resolve_label_frame(fps, frame_count)
+
     def resolve_paths(self, base: str | Path) -> RenderRequest:
         """A copy with relative paths (guides, references, LUT, artwork) made absolute against ``base``."""
         base = Path(base)
