@@ -54,6 +54,13 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from ray32.engines.tiny_models import save_tiny_pipeline
+
+    return save_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-wan-vace")
+
+
+@pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
 
@@ -80,12 +87,11 @@ def req(**kw):
 
 # ------------------------------------------------------------------------------------------------ the model
 
-def test_model_dir_round_trip_and_render(tmp_path, clips):
+def test_model_dir_round_trip_and_render(tiny_dir, tmp_path, clips):
     """A tiny model saved to a folder loads back with local_files_only and renders the source's frame count."""
-    from ray32.engines.tiny_models import save_tiny_pipeline
     from ray32.engines.wan_vace import WanVaceEngine
 
-    folder = save_tiny_pipeline(tmp_path / "tiny-wan")
+    folder = tiny_dir
     assert (folder / "model_index.json").is_file() and (folder / "tokenizer" / "tokenizer.json").is_file()
     eng = WanVaceEngine(model_dir=folder, max_side=32, window=9, overlap=5)
     shot = clips[13]
@@ -383,3 +389,63 @@ def test_bf16_on_cuda(clips, cache):
     p = build_pipeline("tiny", device="cuda", dtype=torch.bfloat16)
     out = run(engine(p), clips[13], req(), cache)
     assert out.shape == (13, H, W, 3) and p.transformer.dtype == torch.bfloat16
+
+
+# --------------------------------------------------------------------------------------------------- the CLI
+
+def test_cli_render_with_model_dir_and_label_lock(tiny_dir, tmp_path, capsys):
+    """``ray32 render --engine wan-vace --model-dir DIR`` on the demo shot (first 13 frames): the export has the
+    source's timing and size, and the label lock puts the market's artwork on the tracked label (OCR reads it)."""
+    import json
+    import subprocess
+
+    from PIL import Image
+    from rapidocr import RapidOCR
+
+    from flows.cli import main
+    from ray32.demo_shot import load_truth, make_demo_shot, make_label_art
+
+    demo = make_demo_shot(tmp_path / "demo")
+    truth = load_truth(demo.truth_path)
+    art = tmp_path / "art_it.png"
+    Image.fromarray(make_label_art(("BREZZA MARINA", "50 cl"))).save(art)
+    opts = tmp_path / "request.json"
+    opts.write_text(json.dumps({"locks": [{"kind": "label"}],   # keep the label area, then swap the artwork on it
+                                "engine_options": {"steps": 2, "max_side": 64, "window": 9, "overlap": 5}}))
+    corners = ",".join(f"{v:g}" for v in truth.label_corners[0].ravel()) + "@0"
+    out = tmp_path / "out"
+    rc = main(["render", str(demo.path), "--engine", "wan-vace", "--model-dir", str(tiny_dir), "--request", str(opts),
+               "--prompt", "the bottle on a beach at golden hour", "--end", "13f", "--label-art", str(art),
+               "--label-text", "BREZZA MARINA", "--label-corners", corners, "--out", "draft", "--out-dir", str(out),
+               "--stem", "it", "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0, capsys.readouterr().err
+    draft = out / "it_draft.mp4"
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
+         "stream=nb_read_frames,width,height", "-of", "json", str(draft)],
+        capture_output=True, text=True, check=True).stdout)["streams"][0]
+    assert (int(probe["nb_read_frames"]), probe["width"], probe["height"]) == (13, 960, 540)
+    assert json.loads((out / "it.request.json").read_text())["engine"] == "wan-vace"
+    ocr = RapidOCR(params={"Det.limit_type": "max", "Det.limit_side_len": 960, "Global.log_level": "critical"})
+    shot = open_shot(draft, detect_cuts=False)
+    for i in (0, 12):
+        frame = next(read_chunks(shot.info, start=f"{i}f", end=f"{i + 1}f")).frames[0]
+        c = truth.label_corners[i]
+        x0, y0 = np.floor(c.min(axis=0)).astype(int) - 30
+        x1, y1 = np.ceil(c.max(axis=0)).astype(int) + 30
+        text = " ".join(ocr(np.ascontiguousarray(frame[y0:y1, x0:x1])).txts or ())
+        assert "BREZZA" in text and "AQUA" not in text, (i, text)
+
+
+def test_cli_missing_model_is_one_message(clips, tmp_path, capsys):
+    from flows.cli import main
+
+    rc = main(["render", str(clips[13].path), "--engine", "wan-vace", "--model-dir", str(tmp_path / "weights"),
+               "--prompt", "x", "--out-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("ray32: error: no Wan2.1-VACE model in ") and str(tmp_path / "weights") in err
+    assert "hf download Wan-AI/Wan2.1-VACE-1.3B-diffusers" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+    rc = main(["render", str(clips[13].path), "--model-dir", str(tmp_path), "--out-dir", str(tmp_path / "o2")])
+    assert rc == 2 and "--model-dir is for the wan-vace engine, not 'composite'" in capsys.readouterr().err

@@ -57,6 +57,11 @@ def register(sub) -> None:
     p.add_argument("--start", help="trim start (seconds, timecode or 60f)")
     p.add_argument("--end", help="trim end, exclusive")
     p.add_argument("--cache-dir", type=Path, help="prepared-shot cache (default $RAY32_CACHE_DIR or ~/.cache/ray32)")
+    # Generative engines (wan-vace): where the weights are, and reframing by outpainting.
+    p.add_argument("--model-dir", type=Path,
+                   help="wan-vace: a diffusers Wan2.1-VACE folder (default: the Hugging Face cache, never downloaded)")
+    p.add_argument("--reframe-method", choices=["crop", "outpaint"], default="crop",
+                   help="how --reframe reaches the aspect: subject-tracked crop (composite) or outpaint (wan-vace)")
     p.set_defaults(func=cmd_render)
 
 
@@ -143,7 +148,7 @@ def build_request(args: argparse.Namespace):
             grade["keyframes"] = keys
         data["grade"] = grade
     if args.reframe:
-        data["reframe"] = {"aspect": args.reframe, "method": "crop"}
+        data["reframe"] = {"aspect": args.reframe, "method": getattr(args, "reframe_method", None) or "crop"}
     if args.out:
         data["outputs"] = [f.strip() for f in args.out.split(",") if f.strip()]
     try:
@@ -154,15 +159,17 @@ def build_request(args: argparse.Namespace):
 
 
 def render_to_files(source: Path, request, *, engine_name: str = "composite", out_dir: Path, stem: str | None = None,
-                    start=None, end=None, cache_dir: Path | None = None, progress_enabled: bool | None = None
-                    ) -> dict[str, Path]:
-    """Open the shot, prepare it (cached), render the request and export it. Returns ``{format: path}``."""
+                    start=None, end=None, cache_dir: Path | None = None, progress_enabled: bool | None = None,
+                    engine_options: dict | None = None) -> dict[str, Path]:
+    """Open the shot, prepare it (cached), render the request and export it. Returns ``{format: path}``.
+
+    ``engine_options`` go to the engine's constructor (wan-vace: ``model_dir``)."""
     from ray32.engines import get_engine
     from ray32.export import ExportError, available_formats, export_stream
     from ray32.shot import open_shot
 
     shot = open_shot(source, start=start, end=end, detect_cuts=False)
-    engine = get_engine(engine_name)
+    engine = get_engine(engine_name, **(engine_options or {}))
     unknown = [f for f in request.outputs if f not in available_formats()]
     if unknown:
         raise ExportError(f"unknown export format(s) {', '.join(map(repr, unknown))}; available: "
@@ -189,8 +196,13 @@ def render_to_files(source: Path, request, *, engine_name: str = "composite", ou
 
 def cmd_render(args: argparse.Namespace) -> int:
     request = build_request(args)
+    engine_options = {}
+    if getattr(args, "model_dir", None) is not None:
+        if args.engine != "wan-vace":
+            raise RenderArgsError(f"--model-dir is for the wan-vace engine, not {args.engine!r}")
+        engine_options["model_dir"] = args.model_dir
     paths = render_to_files(args.source, request, engine_name=args.engine, out_dir=args.out_dir, stem=args.stem,
-                            start=args.start, end=args.end, cache_dir=args.cache_dir)
+                            start=args.start, end=args.end, cache_dir=args.cache_dir, engine_options=engine_options)
     for fmt, path in paths.items():
         print(f"{fmt:8s} {path}")
     return 0

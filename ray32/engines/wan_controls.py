@@ -121,7 +121,8 @@ DEFAULT_NEGATIVE = ("bright tones, overexposed, static, blurred details, subtitl
                     "JPEG artifacts, deformed, disfigured, messy background")
 
 _OPTIONS = {"control", "conditioning_scale", "strength", "steps", "guidance", "guidance_steps", "lock_blend",
-            "keyframe_fade", "negative_prompt", "preset"}
+            "keyframe_fade", "negative_prompt", "preset", "max_side", "window", "overlap"}
+"""``max_side``, ``window`` and ``overlap`` shape the per-shot work: the engine reads them in ``prepare_settings``."""
 
 
 def choose_control(motion: float, structure: float) -> str:
@@ -139,7 +140,7 @@ def resolve_plan(request) -> Plan:
         - structure adherence s -> ``conditioning_scale = s`` (how strongly the control video steers every VACE
           layer; 0 ignores it) and, with motion, the control kind (``choose_control``);
         - motion adherence m -> the start from the source's latents at ``strength = 1 - 0.6 m`` (share of the
-          schedule re-generated: 1 = from pure noise);
+          schedule re-generated: 1 = from pure noise); with no explicit m, the mode preset's strength;
         - ``preset: "draft"`` -> 8 steps and guidance on the first half of them only.
 
     Raises:
@@ -174,7 +175,8 @@ def resolve_plan(request) -> Plan:
     plan = Plan(
         control=control,
         conditioning_scale=number("conditioning_scale", structure, 0.0, 2.0),
-        strength=number("strength", round(1.0 - 0.6 * motion, 4), 0.0, 1.0),
+        strength=number("strength", controls.strength if request.motion_adherence is None
+                        else round(1.0 - 0.6 * motion, 4), 0.0, 1.0),
         steps=number("steps", DRAFT["steps"] if draft else 30, 1, 200, integer=True),
         guidance=number("guidance", 5.0, 0.0, 20.0),
         guidance_steps=number("guidance_steps", DRAFT["guidance_steps"] if draft else 1.0, 0.0, 1.0),

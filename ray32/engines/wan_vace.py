@@ -10,7 +10,8 @@ control                    what the engine does
 structure adherence s      control video made in ``prepare`` (edges when s >= 0.5, coarse layout below) fed to every
                            VACE layer with ``conditioning_scale = s`` (0: the control is ignored)
 motion adherence m         flow (m >= 0.5) or grayscale control when m > s; the denoising starts from the source's
-                           latents noised to ``strength = 1 - 0.6 m`` of the schedule (1 = pure noise)
+                           latents noised to ``strength = 1 - 0.6 m`` of the schedule (1 = pure noise; with no
+                           explicit m, the mode preset's strength)
 keyframes                  the guide is VAE-encoded and placed at the latent frame of its exact index, kept by the
                            mask (mask 0 = keep) and blended back into the latents every step; the decoded frame is
                            then replaced by the guide (exact), neighbours cross-faded over ``keyframe_fade`` frames.
@@ -243,7 +244,13 @@ class WanVaceEngine(Engine):
         plan = resolve_plan(request)
         canvas = request.reframe.aspect if request.reframe is not None and request.reframe.method == "outpaint" \
             else None
-        settings["wan"] = {"max_side": self.max_side, "window": self.window, "overlap": self.overlap,
+        opts = request.engine_options
+        window, overlap = opts.get("window", self.window), opts.get("overlap", self.overlap)
+        plan_windows(window + 1, window, overlap)  # a bad window or overlap fails here, with its value
+        max_side = opts.get("max_side", self.max_side)
+        if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 16:
+            raise ControlError(f"engine_options['max_side'] must be an integer >= 16 (pixels), got {max_side!r}")
+        settings["wan"] = {"max_side": max_side, "window": window, "overlap": overlap,
                            "controls": [plan.control], "canvases": [canvas], "model": self.model_tag()}
         return settings
 
@@ -260,7 +267,7 @@ class WanVaceEngine(Engine):
         total = len(windows) * len(canvases)
         done = 0
         for aspect in canvases:
-            canvas = self.canvas(shot, aspect)
+            canvas = self.canvas(shot, aspect, wan.get("max_side"))
             for w in range(len(windows)):
                 self._latent(prepared, canvas, "source", w)
                 for kind in controls:
@@ -271,11 +278,12 @@ class WanVaceEngine(Engine):
                     progress(done, total)
         return prepared
 
-    def canvas(self, shot: Shot, aspect: str | None) -> Canvas:
-        """The working canvas for the source's frame (``aspect`` None) or an outpainting aspect like ``"9:16"``."""
+    def canvas(self, shot: Shot, aspect: str | None, max_side: int | None = None) -> Canvas:
+        """The working canvas for the source's frame (``aspect`` None) or an outpainting aspect like ``"9:16"``,
+        at most ``max_side`` pixels on its long side (default: the engine's)."""
         from fractions import Fraction
 
-        max_side = self.max_side
+        max_side = max_side or self.max_side
         if aspect is None:
             geo = working_geometry(shot.width, shot.height, max_side=max_side, multiple=self._spatial)
             return Canvas(None, shot.width, shot.height, 0, 0, shot.width, shot.height, geo)
@@ -409,11 +417,11 @@ class WanVaceEngine(Engine):
 
     def _request_canvas(self, prepared: Prepared, request) -> Canvas:
         if request.reframe is None:
-            return self.canvas(prepared.shot, None)
+            return self.canvas(prepared.shot, None, (prepared.settings.get("wan") or {}).get("max_side"))
         if request.reframe.method != "outpaint":
             raise EngineError(f"wan-vace reframes by outpainting; reframe method {request.reframe.method!r} is the "
                               "composite engine's: use method 'outpaint' here or render with --engine composite")
-        return self.canvas(prepared.shot, request.reframe.aspect)
+        return self.canvas(prepared.shot, request.reframe.aspect, (prepared.settings.get("wan") or {}).get("max_side"))
 
     def render(self, prepared: Prepared, request, progress: Progress | None = None,
                cancel: Cancel | None = None) -> Iterator[np.ndarray]:
@@ -441,10 +449,51 @@ class WanVaceEngine(Engine):
         guides = {k.frame: _read_image(k.guide, canvas.out_width, canvas.out_height) for k in keyframes if k.guide}
         lock_polys = self._lock_polygons(prepared, request)
         references = [_read_image(lock.reference) for lock in request.locks if lock.reference is not None]
-        artwork = _read_image(request.label_swap.artwork) if request.label_swap is not None else None
-        if artwork is not None and prepared.label_track is None:
-            raise EngineError("the request swaps a label but the prepared shot has no label track; prepare it "
-                              "with engine.prepare_settings(request, shot)")
+        artwork = None
+        if request.label_swap is not None:
+            from ray32.label_lock import load_artwork
+
+            if prepared.label_track is None:
+                raise EngineError("the request swaps a label but the prepared shot has no label track; prepare it "
+                                  "with engine.prepare_settings(request, shot)")
+            artwork = load_artwork(request.label_swap.artwork)
+        grader = None
+        if request.grade is not None:
+            from ray32.color import source_space
+            from ray32.grade import Grader
+
+            keys = request.resolve_grade_keys(shot.fps, shot.frame_count) or [(0, request.grade.values())]
+            grader = Grader(keys, source_space(shot.info.color_transfer, shot.info.color_primaries),
+                            request.grade.lut)
+        stream = self._generate(prepared, request, plan, canvas, keyframes, guides, lock_polys, references,
+                                progress, cancel)
+        # 7. The label lock, then the grade: the same post-passes, in the same order, as the composite engine
+        if artwork is not None:
+            from ray32.label_lock import apply_label_lock
+
+            track = prepared.label_track
+            if canvas.x0 or canvas.y0:
+                off = np.array([canvas.x0, canvas.y0], np.float64)
+                track = dataclasses.replace(track, corners=track.corners + off,
+                                            ref_corners=np.asarray(track.ref_corners) + off)
+            stream = apply_label_lock(stream, track, artwork, transfer=shot.info.color_transfer,
+                                      primaries=shot.info.color_primaries)
+        try:
+            i = 0
+            for chunk in stream:
+                if grader is not None:
+                    for k in range(len(chunk)):
+                        grader.apply(i + k, chunk[k])
+                i += len(chunk)
+                yield chunk
+        finally:
+            if grader is not None:
+                grader.close()
+
+    def _generate(self, prepared, request, plan, canvas, keyframes, guides, lock_polys, references, progress,
+                  cancel) -> Iterator[np.ndarray]:
+        """The model's part of ``render``: windows denoised, decoded, joined; locks and keyframes composited."""
+        shot = prepared.shot
         windows = self._windows(prepared)
         total_steps = len(windows) * _steps_run(plan)
         done_steps = 0
@@ -455,7 +504,7 @@ class WanVaceEngine(Engine):
         ref_latents = [self._encode_reference(img, canvas) for img in references]
 
         joiner = WindowJoiner(shot.frame_count)
-        post = _PostPass(self, prepared, canvas, guides, lock_polys, plan, artwork)
+        post = _PostPass(self, prepared, canvas, guides, lock_polys, plan)
         tail: tuple[int, np.ndarray] | None = None  # (start, frames) of the previous window's output
         for w, (start, stop) in enumerate(windows):
             prompt = _window_prompt(request.prompt, keyframes, start, stop)
@@ -692,14 +741,13 @@ class _PostPass:
     their keyframes (neighbours cross-faded), and the label lock."""
 
     def __init__(self, engine: WanVaceEngine, prepared: Prepared, canvas: Canvas, guides: dict[int, np.ndarray],
-                 lock_polys: list[np.ndarray], plan: Plan, artwork: np.ndarray | None):
+                 lock_polys: list[np.ndarray], plan: Plan):
         self.engine = engine
         self.prepared = prepared
         self.canvas = canvas
         self.guides = guides
         self.lock_polys = lock_polys
         self.plan = plan
-        self.artwork = artwork
 
     def apply(self, first: int, frames: np.ndarray, chunk: int = 16) -> Iterator[np.ndarray]:
         """Working-size float frames ``first..`` -> output-size uint8 chunks of at most ``chunk`` frames."""
@@ -721,10 +769,7 @@ class _PostPass:
                 if d <= fade:
                     a = 1.0 - d / (fade + 1)
                     out[i - first] = out[i - first] * (1 - a) + guide * a
-        chunk = np.clip(np.round(out), 0, 255).astype(np.uint8)
-        if self.artwork is not None:
-            chunk = self._label_lock(first, chunk)
-        return chunk
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
     def _source(self, first: int, n: int) -> np.ndarray:
         shot = self.prepared.shot
@@ -736,18 +781,6 @@ class _PostPass:
         out = np.zeros((n, c.out_height, c.out_width, 3), np.float32)
         out[:, c.y0:c.y0 + shot.height, c.x0:c.x0 + shot.width] = frames
         return out
-
-    def _label_lock(self, first: int, chunk: np.ndarray) -> np.ndarray:
-        from ray32.label_lock import apply_label_lock
-        from ray32.label_track import LabelTrack
-
-        t = self.prepared.label_track
-        sl = slice(first, first + len(chunk))
-        off = np.array([self.canvas.x0, self.canvas.y0], np.float64)
-        track = LabelTrack(corners=t.corners[sl] + off, valid=t.valid[sl], score=t.score[sl],
-                           ref_frame=max(0, min(t.ref_frame - first, len(chunk) - 1)),
-                           ref_corners=np.asarray(t.ref_corners) + off)
-        return np.concatenate(list(apply_label_lock([chunk], track, self.artwork)))
 
 
 def _steps_run(plan: Plan) -> int:
