@@ -238,44 +238,50 @@ class WanVaceEngine(Engine):
     # ----------------------------------------------------------------------------------------------- prepare
 
     def prepare_settings(self, request, shot: Shot) -> dict:
-        """Tracks only when a lock needs them, plus the working size, windows, control kinds and the weights."""
+        """Tracks only when a lock needs them; the working size, windows and weights (the cache key); and, outside
+        the key, which control kinds and outpainting canvases to compute now (``wan_eager``)."""
         settings = super().prepare_settings(request, shot)
         settings["faces"] = any(lock.kind == "face" for lock in request.locks)
         plan = resolve_plan(request)
-        canvas = request.reframe.aspect if request.reframe is not None and request.reframe.method == "outpaint" \
-            else None
         opts = request.engine_options
         window, overlap = opts.get("window", self.window), opts.get("overlap", self.overlap)
         plan_windows(window + 1, window, overlap)  # a bad window or overlap fails here, with its value
         max_side = opts.get("max_side", self.max_side)
         if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 16:
             raise ControlError(f"engine_options['max_side'] must be an integer >= 16 (pixels), got {max_side!r}")
-        settings["wan"] = {"max_side": max_side, "window": window, "overlap": overlap,
-                           "controls": [plan.control], "canvases": [canvas], "model": self.model_tag()}
+        settings["wan"] = {"max_side": max_side, "window": window, "overlap": overlap, "model": self.model_tag()}
+        canvas = request.reframe.aspect if request.reframe is not None and request.reframe.method == "outpaint" \
+            else None
+        settings["wan_eager"] = {"controls": [plan.control], "canvases": [canvas]}
         return settings
 
+    def prepare(self, shot: Shot, settings: dict | None = None, progress: Progress | None = None) -> Prepared:
+        """``Engine.prepare`` (tracks, the source's latents; cached on disk), then the control latents a request
+        needs (``settings['wan_eager']``): each kind and canvas is encoded once per shot and kept in the cache
+        entry, so variants asking for other controls add to the same entry instead of preparing again."""
+        settings = dict(settings or {})
+        eager = settings.pop("wan_eager", None) or {"controls": [], "canvases": [None]}
+        prepared = super().prepare(shot, settings, progress=progress)
+        for aspect in eager.get("canvases", [None]):
+            canvas = self.canvas(shot, aspect, (prepared.settings.get("wan") or {}).get("max_side"))
+            for w in range(len(self._windows(prepared))):
+                for kind in ["source", *eager.get("controls", []), "empty"]:
+                    self._latent(prepared, canvas, kind, w)
+        return prepared
+
     def compute_prepared(self, shot: Shot, settings: dict, key: str, progress: Progress | None = None) -> Prepared:
-        """Tracks (when asked), then per window the source, control and empty-frame latents."""
+        """Tracks (when asked), then per window the source's and an empty clip's latents."""
         track, faces = None, None
         if settings.get("label") is not None or settings.get("faces"):
             track, faces = prepare_tracks(shot, settings, progress=None)
         prepared = Prepared(shot=shot, key=key, settings=settings, label_track=track, face_boxes=faces)
-        wan = settings.get("wan") or {}
-        windows = plan_windows(shot.frame_count, wan.get("window", self.window), wan.get("overlap", self.overlap))
-        canvases = wan.get("canvases", [None])
-        controls = wan.get("controls", ["edges"])
-        total = len(windows) * len(canvases)
-        done = 0
-        for aspect in canvases:
-            canvas = self.canvas(shot, aspect, wan.get("max_side"))
-            for w in range(len(windows)):
-                self._latent(prepared, canvas, "source", w)
-                for kind in controls:
-                    self._latent(prepared, canvas, kind, w)
-                self._latent(prepared, canvas, "empty", w)
-                done += 1
-                if progress:
-                    progress(done, total)
+        canvas = self.canvas(shot, None, (settings.get("wan") or {}).get("max_side"))
+        windows = self._windows(prepared)
+        for w in range(len(windows)):
+            self._latent(prepared, canvas, "source", w)
+            self._latent(prepared, canvas, "empty", w)
+            if progress:
+                progress(w + 1, len(windows))
         return prepared
 
     def canvas(self, shot: Shot, aspect: str | None, max_side: int | None = None) -> Canvas:
