@@ -312,8 +312,9 @@ class WanVaceEngine(Engine):
             return np.concatenate([c.frames for c in read_chunks(sub, geometry=geo, chunk_frames=32)])
         # The source's rectangle inside the working canvas; the rest is mid-grey (VACE's "nothing here").
         x0, y0, x1, y1 = self._source_rect(canvas)
+        near = working_geometry(shot.width, shot.height, max_width=x1 - x0 + 1, max_height=y1 - y0 + 1)
         out = []
-        for c in read_chunks(sub, chunk_frames=32):
+        for c in read_chunks(sub, geometry=near, chunk_frames=32):
             for f in c.frames:
                 frame = np.full((geo.height, geo.width, 3), 127, np.uint8)
                 frame[y0:y1, x0:x1] = cv2.resize(f, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
@@ -583,16 +584,17 @@ class WanVaceEngine(Engine):
         return out
 
     def _keep_working(self, canvas: Canvas, lock_polys: list[np.ndarray], frames: range) -> np.ndarray:
-        """Lock masks at working size (n, h, w)."""
-        import cv2
-
-        full = self._keep_pixels(canvas, lock_polys, frames)
+        """Lock masks (n, h, w) at the working size, drawn there directly (never a window at output size)."""
         geo = canvas.geometry
         out = np.zeros((len(frames), geo.height, geo.width), np.float32)
-        ys, xs = slice(geo.pad_top, geo.pad_top + geo.scaled_height), slice(geo.pad_left, geo.pad_left + geo.scaled_width)
-        for k, m in enumerate(full):
-            if m.any():
-                out[k, ys, xs] = cv2.resize(m, (geo.scaled_width, geo.scaled_height), interpolation=cv2.INTER_AREA)
+        off = np.array([canvas.x0, canvas.y0], np.float64)
+        for k, i in enumerate(frames):
+            for polys in lock_polys:
+                p = polys[i]
+                if np.all(np.isfinite(p)):
+                    # pixel-centre coordinates: map the pixel edges (half a pixel off) and back
+                    q = geo.to_working(p + off + 0.5) - 0.5
+                    out[k] = np.maximum(out[k], polygon_mask(geo.height, geo.width, q))
         return out
 
     def _encode_static(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
