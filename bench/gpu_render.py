@@ -230,7 +230,7 @@ def main(argv=None) -> int:
     cfg = pipe.transformer.config
     lat = ((args.frames - 1) // 4 + 1, args.height // 8, args.width // 8)
     flops_fwd = transformer_flops(cfg, lat, args.text_len)
-    results["config"]["transformer_tflop_per_forward"] = round(flops_fwd / 1e12, 3)
+    results["config"]["transformer_tflop_per_forward"] = float(f"{flops_fwd / 1e12:.6g}")
 
     def mfu(s_per_step, forwards_per_step=2):
         if not (peak and s_per_step):

@@ -719,6 +719,8 @@ class WanVaceEngine(Engine):
         n_steps = len(timesteps)
         cfg_steps = int(np.ceil(n_steps * plan.guidance_steps)) if plan.guidance > 1 else 0
         blend_steps = int(np.ceil(n_steps * plan.lock_blend))
+        if cfg_steps:  # conditional and unconditional branches as one batch of two
+            text2, control2 = torch.cat([cond, negative]), torch.cat([control, control])
         for i, t in enumerate(timesteps):
             if cancel is not None and cancel():
                 return None
@@ -726,8 +728,7 @@ class WanVaceEngine(Engine):
             with torch.no_grad():
                 if i < cfg_steps:
                     pred = pipe.transformer(hidden_states=torch.cat([x, x]), timestep=t.expand(2),
-                                            encoder_hidden_states=torch.cat([cond, negative]),
-                                            control_hidden_states=torch.cat([control, control]),
+                                            encoder_hidden_states=text2, control_hidden_states=control2,
                                             control_hidden_states_scale=scale, return_dict=False)[0]
                     pc, pu = pred.float().chunk(2)
                     pred = pu + plan.guidance * (pc - pu)
