@@ -402,7 +402,8 @@ def test_bf16_on_cuda(clips, cache):
 
 def test_cli_render_with_model_dir_and_label_lock(tiny_dir, tmp_path, capsys):
     """``ray32 render --engine wan-vace --model-dir DIR`` on the demo shot (first 13 frames): the export has the
-    source's timing and size, and the label lock puts the market's artwork on the tracked label (OCR reads it)."""
+    source's timing and size, the label lock puts the market's artwork on the tracked label (OCR reads it) and the
+    face lock keeps the tracked face from the source."""
     import json
     import subprocess
 
@@ -417,7 +418,8 @@ def test_cli_render_with_model_dir_and_label_lock(tiny_dir, tmp_path, capsys):
     art = tmp_path / "art_it.png"
     Image.fromarray(make_label_art(("BREZZA MARINA", "50 cl"))).save(art)
     opts = tmp_path / "request.json"
-    opts.write_text(json.dumps({"locks": [{"kind": "label"}],   # keep the label area, then swap the artwork on it
+    opts.write_text(json.dumps({"locks": [{"kind": "label"},     # keep the label area, then swap the artwork on it
+                                          {"kind": "face"}],     # and the face, tracked in prepare
                                 "engine_options": {"steps": 2, "max_side": 64, "window": 9, "overlap": 5}}))
     corners = ",".join(f"{v:g}" for v in truth.label_corners[0].ravel()) + "@0"
     out = tmp_path / "out"
@@ -442,6 +444,15 @@ def test_cli_render_with_model_dir_and_label_lock(tiny_dir, tmp_path, capsys):
         x1, y1 = np.ceil(c.max(axis=0)).astype(int) + 30
         text = " ".join(ocr(np.ascontiguousarray(frame[y0:y1, x0:x1])).txts or ())
         assert "BREZZA" in text and "AQUA" not in text, (i, text)
+    # the face lock: inside the tracked face the export shows the source (up to the draft's compression)
+    src = np.concatenate([c.frames for c in read_chunks(demo.path, end="13f")]).astype(int)
+    out_frames = np.concatenate([c.frames for c in read_chunks(shot)]).astype(int)
+    for i in (0, 6, 12):
+        x0, y0, x1, y1 = np.round(truth.face_boxes[i]).astype(int)
+        cx, cy, hw, hh = (x0 + x1) // 2, (y0 + y1) // 2, (x1 - x0) // 3, (y1 - y0) // 3
+        inside = np.abs(out_frames[i, cy - hh:cy + hh, cx - hw:cx + hw] - src[i, cy - hh:cy + hh, cx - hw:cx + hw])
+        assert inside.mean() < 4, (i, inside.mean())
+    assert np.abs(out_frames[:, :100, :100] - src[:, :100, :100]).mean() > 15   # the rest was generated
 
 
 def test_cli_missing_model_is_one_message(clips, tmp_path, capsys):
