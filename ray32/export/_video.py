@@ -68,7 +68,7 @@ class VideoWriter(Writer):
         primaries, transfer, matrix = color.VIDEO_TAGS[output_space]
         self.matrix = matrix
         self.container = av.open(str(self.tmp), "w", format=container_format,
-                                 options={"movflags": "+faststart"} if container_format == "mp4" else {})
+                                 options={"movflags": "+faststart" if container_format == "mp4" else "+write_colr"})
         try:
             s = self.container.add_stream(codec, rate=fps)
             s.width, s.height, s.pix_fmt = self.out_w, self.out_h, pix_fmt
@@ -77,6 +77,7 @@ class VideoWriter(Writer):
             cc.color_primaries, cc.color_trc = PRIMARIES[primaries], TRANSFER[transfer]
             cc.colorspace, cc.color_range = MATRIX[matrix], 1  # 1 = limited ("tv") range
             s.options = dict(codec_options or {})
+            s.thread_type = "AUTO"  # frame/slice threads where the encoder has them (prores_ks: slices)
             self.stream = s
             self.pix_fmt = pix_fmt
             self.audio = None
@@ -101,9 +102,16 @@ class VideoWriter(Writer):
         frame = frame.reformat(width=self.out_w, height=self.out_h, format=self.pix_fmt,
                                dst_colorspace=SWS_MATRIX[self.matrix], dst_color_range="MPEG",
                                interpolation="AREA")
+        self.tag(frame)
         frame.pts = index
-        frame.time_base = 1 / self.fps
         return frame
+
+    def tag(self, frame) -> None:
+        """Colour tags and time base on an encoder-ready frame (some encoders, e.g. prores_ks, read the frame's)."""
+        cc = self.stream.codec_context
+        frame.color_primaries, frame.color_trc = cc.color_primaries, cc.color_trc
+        frame.colorspace, frame.color_range = cc.colorspace, cc.color_range
+        frame.time_base = 1 / self.fps
 
     def encode(self, frame) -> None:
         for packet in self.stream.encode(frame):
