@@ -434,3 +434,14 @@ def test_too_many_frames_is_an_error(tmp_path):
     with pytest.raises(ExportError, match="draft: got more frames than the 2 announced"):
         w.write(np.zeros((3, H, W, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_8bit_table_gives_the_same_codes_as_ocio():
+    """Long streams look 8-bit codes up in a table of OCIO's results; it must equal converting directly."""
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (2, 24, 32, 3), dtype=np.uint8)
+    for dst, dtype in ((color.PQ_SPACE, "uint16"), ("ACEScg", "float16")):
+        direct = color.Converter(color.SDR_SPACE, dst, scale=color.white_scale(color.SDR_SPACE, dst), out_dtype=dtype)
+        tabled = color.Converter(color.SDR_SPACE, dst, scale=color.white_scale(color.SDR_SPACE, dst), out_dtype=dtype)
+        tabled.use_table()
+        np.testing.assert_array_equal(tabled(frames), direct(frames))

@@ -63,6 +63,8 @@ class VideoWriter(Writer):
         dtype = np.uint8 if bits == 8 else np.uint16
         scale = color.white_scale(self.src_space, output_space)
         self._from_codes = color.Converter(self.src_space, output_space, scale=scale, out_dtype=dtype)
+        if frame_count * width * height >= color.TABLE_MIN_PIXELS:
+            self._table_pending = True  # built on the first 8-bit chunk (engines may hand float frames instead)
         # Float frames are linear working-space light with the source's white: the same gain applies.
         self._from_linear = color.Converter(color.WORKING_SPACE, output_space, scale=scale, out_dtype=dtype)
         primaries, transfer, matrix = color.VIDEO_TAGS[output_space]
@@ -89,10 +91,16 @@ class VideoWriter(Writer):
             raise
 
     # ------------------------------------------------------------------------------------------ conversion
+    _table_pending = False
+
     def convert(self, frames: np.ndarray) -> np.ndarray:
         """Frames (uint codes in the source's space, or float32 linear) -> RGB codes in the output space."""
-        conv = self._from_linear if frames.dtype == np.float32 else self._from_codes
-        return conv(frames)
+        if frames.dtype == np.float32:
+            return self._from_linear(frames)
+        if self._table_pending and frames.dtype == np.uint8:
+            self._from_codes.use_table()
+            self._table_pending = False
+        return self._from_codes(frames)
 
     def to_video_frame(self, rgb: np.ndarray, index: int):
         """One RGB frame of output codes -> an encoder-ready frame (scaled, Y'CbCr, limited range)."""

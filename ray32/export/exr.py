@@ -66,6 +66,7 @@ class EXRWriter(Writer):
         # Code values -> the output space; float frames are already linear working space.
         self._from_codes = color.Converter(src, space, out_dtype="float16")
         self._from_linear = color.Converter(color.WORKING_SPACE, space, out_dtype="float16")
+        self._table_pending = frame_count * width * height >= color.TABLE_MIN_PIXELS
         self.header = {
             "compression": getattr(OpenEXR, COMPRESSIONS[str(compression).lower()]),
             "type": OpenEXR.scanlineimage,
@@ -81,6 +82,9 @@ class EXRWriter(Writer):
     def _write(self, frames: np.ndarray) -> None:
         import OpenEXR
 
+        if frames.dtype == np.uint8 and self._table_pending:
+            self._from_codes.use_table()
+            self._table_pending = False
         conv = self._from_linear if frames.dtype == np.float32 else self._from_codes
         half = conv(frames)
         for k in range(len(half)):
