@@ -445,3 +445,64 @@ def test_the_8bit_table_gives_the_same_codes_as_ocio():
         tabled = color.Converter(color.SDR_SPACE, dst, scale=color.white_scale(color.SDR_SPACE, dst), out_dtype=dtype)
         tabled.use_table()
         np.testing.assert_array_equal(tabled(frames), direct(frames))
+
+
+# ----------------------------------------------------------------------------------------------------- HDR source
+
+def write_pq_clip(path: Path, frames: int = 6) -> Path:
+    """A 10-bit PQ BT.2020 clip: left half at the PQ code of 1000 nits, right half at 203 nits."""
+    import av
+
+    conv = color.Converter(color.WORKING_SPACE, color.PQ_SPACE, out_dtype="uint16")
+    nits = np.zeros((48, 64, 3), np.float32)
+    nits[:, :32] = 10.0   # 1000 nits (1.0 = 100 nits in the config's display spaces)
+    nits[:, 32:] = 2.03   # 203 nits
+    codes = conv(nits)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx265", rate=FPS)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p10le"
+        s.options = {"crf": "4", "x265-params": "log-level=error"}
+        cc = s.codec_context
+        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 9, 16, 9, 1
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(codes, format="rgb48le").reformat(
+                format="yuv420p10le", dst_colorspace="BT2020", dst_color_range="MPEG")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def test_hdr_source_keeps_its_levels(tmp_path):
+    """A PQ source: HDR10 keeps 1000 and 203 nits (and says MaxCLL ~1000), HLG puts 1000 nits at its peak,
+    the SDR draft puts 203 nits at white."""
+    from flows.commands.export import export_file
+
+    src = write_pq_clip(tmp_path / "pq.mp4")
+    paths = export_file(src, ["hdr10", "hlg", "draft"], tmp_path / "out", options={"hdr10": {"preset": "ultrafast"}})
+    pq = decode_rgb48(paths["hdr10"])
+    nits = color.pq_nits_lut(65536)
+    left, right = pq[16:32, 4:28].mean(), pq[16:32, 36:60].mean()
+    assert nits[round(left * 65535)] == pytest.approx(1000, rel=0.06)
+    assert nits[round(right * 65535)] == pytest.approx(203, rel=0.06)
+    assert right == pytest.approx(PQ_203_NITS, abs=0.006)
+    cll = first_frame_side_data(paths["hdr10"])["Content light level metadata"]
+    assert cll["max_content"] == pytest.approx(1000, rel=0.08)
+    hlg = decode_rgb48(paths["hlg"])
+    assert hlg[16:32, 4:28].mean() == pytest.approx(1.0, abs=0.01)
+    assert hlg[16:32, 36:60].mean() == pytest.approx(HLG_203_NITS, abs=0.01)
+    sdr = decode_rgb48(paths["draft"])
+    assert sdr[16:32, 36:60].mean() == pytest.approx(1.0, abs=0.02)
+
+
+def test_draft_size_option(clip, tmp_path):
+    from flows.commands.export import export_file
+
+    paths = export_file(clip, ["draft"], tmp_path, options={"draft": {"size": "36p", "quality": "fast"}})
+    v = streams(paths["draft"])["video"]
+    assert (v["width"], v["height"]) == (64, 36)
+    assert_timing(paths["draft"])
+    with pytest.raises(ExportError, match="draft: size 'half' is not understood; use 'source', a height like '540p'"):
+        open_writer("draft", tmp_path, stem="x", fps=FPS, frame_count=N, width=W, height=H, size="half")
