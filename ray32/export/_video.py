@@ -3,6 +3,7 @@ Y'CbCr with the output's matrix, encoding with the source's exact timing, the so
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -143,8 +144,6 @@ class VideoWriter(Writer):
             self.audio.finish()
         self.container.close()
         self.container = None
-        import os
-
         os.replace(self.tmp, self.path)
         return self.path
 

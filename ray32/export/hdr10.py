@@ -42,14 +42,15 @@ class LightLevels:
     largest, MaxFALL the largest frame average."""
 
     def __init__(self):
-        self._nits = color.pq_nits_lut(1024)  # 10-bit code -> nits, through OCIO
+        ten_bit = (np.arange(65536, dtype=np.uint32) * 1023 + 32767) // 65535  # the 10 bits that are encoded
+        self._nits = color.pq_nits_lut(1024)[ten_bit]  # 16-bit code -> nits of its 10-bit code, through OCIO
         self.max_cll = 0.0
         self.max_fall = 0.0
 
     def add(self, rgb16: np.ndarray) -> None:
-        """One frame (h, w, 3) of uint16 full-range PQ codes, quantised to the 10 bits that are encoded."""
-        m = rgb16.max(axis=-1).astype(np.uint32)
-        nits = self._nits[(m * 1023 + 32767) // 65535]
+        """One frame (h, w, 3) of uint16 full-range PQ codes."""
+        m = np.maximum(np.maximum(rgb16[..., 0], rgb16[..., 1]), rgb16[..., 2])  # PQ is monotonic: max code = max nits
+        nits = self._nits[m]
         self.max_cll = max(self.max_cll, float(nits.max()))
         self.max_fall = max(self.max_fall, float(nits.mean()))
 
