@@ -38,9 +38,9 @@ def make_source(width: int, height: int, seconds: int) -> tuple[Path, Path]:
     if not out.exists():
         tmp = out.with_name(f".{out.name}.partial.mp4")
         graph = (f"[0:v]split[a][b];[b]reverse[r];[a][r]concat=n=2:v=1:a=0,loop=loop=-1:size=144,"
-                 f"trim=duration={seconds},setpts=N/24/TB,scale={width}:{height}:flags=area,format=yuv420p[v]")
+                 f"setpts=N/24/TB,scale={width}:{height}:flags=area,format=yuv420p[v]")
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(demo.path), "-filter_complex", graph, "-map", "[v]",
-                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-r", "24",
+                        "-frames:v", str(seconds * 24), "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-r", "24",
                         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", str(tmp)],
                        check=True)
         tmp.replace(out)

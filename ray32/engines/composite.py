@@ -52,6 +52,11 @@ class CompositeEngine(Engine):
                     track.ref_corners, np.asarray(request.label_swap.corners, dtype=np.float64), atol=1e-3):
                 raise EngineError("the label swap's corners/frame differ from what the shot was prepared with; "
                                   "prepare it with engine.prepare_settings(request, shot)")
+            weak = np.flatnonzero(~track.valid)
+            if len(weak):
+                log.warning("label swap: %d frame(s) where the label track is weak or occluded use corners "
+                            "interpolated from their neighbours (frames %s); check them", len(weak),
+                            ", ".join(map(str, weak[:20])) + (" ..." if len(weak) > 20 else ""))
         request.resolve_grade_keys(shot.fps, shot.frame_count)  # raises on keys outside the shot
         ignored = [name for name, on in (("prompt", bool(request.prompt)), ("keyframes", bool(request.keyframes)),
                                          ("motion_adherence", request.motion_adherence is not None),
