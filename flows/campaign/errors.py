@@ -56,7 +56,7 @@ class Problem:
         elif self.header is not None:
             where.append(f"column '{self.header}'")
         text = ", ".join(where) + ": " + self.message
-        if self.value is not None and repr(self.value) not in self.message:
+        if self.value is not None and str(self.value) not in self.message:
             text += f" (value: {self.value!r})"
         if self.fix:
             text += f" -> {self.fix}"

@@ -315,11 +315,9 @@ def read_csv(path: Path, file: str, name: str, problems: Problems) -> Table | No
                      "save the file as 'CSV UTF-8' (Excel) or with UTF-8 encoding", sheet=name, row=line,
                      value=raw[max(0, ex.start - 10):ex.start + 10].decode("latin-1"))
         return None
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t") if text.strip() else csv.excel
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    first = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first.count) if first.strip() else ","  # Excel writes ';' in some locales
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"')
     rows = []
     try:
         for cells in reader:

@@ -170,9 +170,11 @@ def _report(table: Table, columns: dict[str, Column], data: dict, kind: str, fld
                          "fill it in, or delete the row", row=num, **where)
         elif kind == "unique":
             others = [n for n in sorted(values) if values[n] == v and n != num]
-            if others and others[0] < num:
+            cells = dict(table.rows)
+            if others and others[0] < num and cells[num] != cells[others[0]]:  # whole-row copies: see below
                 problems.add(table.file, f"'{v}' appears more than once (also row {others[0]})",
-                             f"keep one row per {fld}: delete or rename the duplicate", row=num, value=v, **where)
+                             f"keep one row per {col.label or fld}: delete or rename the duplicate", row=num,
+                             value=v, **where)
         elif kind == "pattern":
             problems.add(table.file, f"'{v}' is not {col.hint or 'in the expected form'}",
                          f"type {col.hint}" if col.hint else "correct the value", row=num, value=v, **where)
