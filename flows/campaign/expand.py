@@ -63,6 +63,21 @@ def reframe_rows(spec: CampaignSpec) -> list[AxisRow]:
     return rows
 
 
+def _grade(g, lut_cell: str | None, assets: dict[str, str]) -> dict | None:
+    """The request's grade for a lighting preset (``g``, may be None) and its sheet row's ``lut`` cell."""
+    if g is None and not lut_cell:
+        return None
+    values = g.model_dump() if g is not None else {"temperature": 6500.0, "tint": 0.0, "exposure": 0.0,
+                                                      "contrast": 1.0, "saturation": 1.0, "lut": None,
+                                                      "keyframes": []}
+    lut = lut_cell or values["lut"]
+    values["lut"] = assets[lut] if lut else None
+    # A grade keyframe is a whole grade: values it leaves out are the preset's.
+    values["keyframes"] = [{**{k: values[k] for k in GRADE_VALUES}, **{k: v for k, v in key.items() if v is not None}}
+                           for key in values["keyframes"]]
+    return {k: values[k] for k in (*GRADE_VALUES, "lut", "keyframes")}
+
+
 @dataclass
 class Expansion:
     variants: list[dict]
@@ -112,6 +127,10 @@ def expand(spec: CampaignSpec, axes: dict[str, list[AxisRow]], rules: list[Rule]
     variants, problems, warnings = [], {}, {}
     excluded = 0
     seen_slugs: dict[str, tuple] = {}
+    label_cache: dict[tuple, tuple] = {}   # (product, market) -> (label_swap, locks): shared by its variants
+    grade_cache: dict[tuple, dict | None] = {}
+    reframe_cache: dict[str, dict] = {}
+    memo: dict = {}                        # serialised shared sub-objects, for the ids
     for combo in itertools.product(*(axes[n] for n in names)):
         keys = {row.axis: row.key for row in combo}
         if (includes and not any(r.matches(keys) for r in includes)) or any(r.matches(keys) for r in excludes):
@@ -137,33 +156,32 @@ def expand(spec: CampaignSpec, axes: dict[str, list[AxisRow]], rules: list[Rule]
         product_row = by_axis.get("product")
         lighting_row = by_axis.get("lighting")
         product = spec.products.get(product_row.key) if product_row else None
-        label_swap = None
-        if product is not None and product.labels and market is not None and market.key in product.labels:
-            art = product.labels[market.key]
-            label_swap = {"artwork": assets[art.artwork], "text": art.text, "corners": product.label.corners,
-                          "frame": product.label.frame}
-        grade = None
+        label_key = (product_row.key if product_row else None, market.key if market else None)
+        if label_key not in label_cache:
+            label_swap = None
+            if product is not None and product.labels and market is not None and market.key in product.labels:
+                art = product.labels[market.key]
+                label_swap = {"artwork": assets[art.artwork], "text": art.text, "corners": product.label.corners,
+                              "frame": product.label.frame}
+            label_locks = locks + ([{"kind": "label", "polygon": label_swap["corners"],
+                                     "reference": label_swap["artwork"]}]
+                                   if label_swap is not None and product.lock_label else [])
+            label_cache[label_key] = (label_swap, label_locks)
+        label_swap, variant_locks = label_cache[label_key]
         lighting_prompt = None
+        grade = None
         if lighting_row is not None:
-            preset = spec.lighting[lighting_row.key]
-            lighting_prompt = preset.prompt
-            g = preset.grade
-            if g is not None or lighting_row.values.get("lut"):
-                g_dict = g.model_dump() if g is not None else {}
-                if g is not None:  # a grade keyframe is a whole grade: values it leaves out are the preset's
-                    g_dict["keyframes"] = [{**{k: g_dict[k] for k in GRADE_VALUES},
-                                            **{k: v for k, v in key.items() if v is not None}}
-                                           for key in g_dict["keyframes"]]
-                lut = lighting_row.values.get("lut") or (g.lut if g is not None else None)
-                g_dict["lut"] = assets[lut] if lut else None
-                grade = {k: g_dict.get(k) for k in ("temperature", "tint", "exposure", "contrast", "saturation",
-                                                    "lut", "keyframes")}
-                if g is None:
-                    grade.update(temperature=6500.0, tint=0.0, exposure=0.0, contrast=1.0, saturation=1.0,
-                                 keyframes=[])
+            lighting_prompt = spec.lighting[lighting_row.key].prompt
+            grade_key = (lighting_row.key, lighting_row.values.get("lut"))
+            if grade_key not in grade_cache:
+                grade_cache[grade_key] = _grade(spec.lighting[lighting_row.key].grade, lighting_row.values.get("lut"),
+                                                assets)
+            grade = grade_cache[grade_key]
         reframe_row = by_axis.get("reframe")
-        reframe = ({"aspect": reframe_row.values["aspect"], "method": reframe_row.values["method"]}
-                   if reframe_row else None)
+        reframe = None
+        if reframe_row is not None:
+            reframe = reframe_cache.setdefault(reframe_row.key, {"aspect": reframe_row.values["aspect"],
+                                                                 "method": reframe_row.values["method"]})
         context = {
             "campaign": {"name": spec.name, "description": spec.description},
             "style": spec.style,
@@ -196,9 +214,7 @@ def expand(spec: CampaignSpec, axes: dict[str, list[AxisRow]], rules: list[Rule]
             "keyframes": keyframes,
             "motion_adherence": o["motion_adherence"],
             "structure_adherence": o["structure_adherence"],
-            "locks": locks + ([{"kind": "label", "polygon": label_swap["corners"],
-                                "reference": label_swap["artwork"]}]
-                              if label_swap is not None and product.lock_label else []),
+            "locks": variant_locks,
             "mode": o["mode"],
             "reframe": reframe,
             "grade": grade,
@@ -212,9 +228,9 @@ def expand(spec: CampaignSpec, axes: dict[str, list[AxisRow]], rules: list[Rule]
             used.add(label_swap["artwork"])
         if grade is not None and grade["lut"]:
             used.add(grade["lut"])
-        vid = ids.variant_id(source_hash=source_hash, trim=trim, engine=spec.engine.name,
-                             engine_version=engine_version, request=request,
-                             assets={p: asset_hashes[p] for p in sorted(used)})
+        vid = ids.fast_variant_id(source_hash=source_hash, trim=trim, engine=spec.engine.name,
+                                  engine_version=engine_version, request=request,
+                                  assets={p: asset_hashes[p] for p in sorted(used)}, memo=memo)
         if slug in seen_slugs:
             problems.setdefault(f"slug {slug}", Problem(
                 file="campaign.yaml", message=f"two combinations give the same slug '{slug}' "

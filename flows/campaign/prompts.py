@@ -22,6 +22,8 @@ _REPAIR = re.compile(
     r"make (it|this|that|them) (look )?(better|nicer|prettier)|improve|correct(ed)?|"
     r"change (the |a |an )?[\w\s-]{1,30}? (to|into) )",
     re.IGNORECASE)
+_REPAIR_WORDS = ("remov", "fix", "repair", "delet", "eras", "get rid", "replac", "make ", "improve", "correct",
+                 "change")  # a cheap first look: the regular expression only runs when one of these occurs
 
 
 def template_dirs(campaign_dir: Path) -> list[Path]:
@@ -91,10 +93,26 @@ def template_file(env, name: str) -> str:
 
 
 def render(template, context: dict) -> str:
-    """Render and tidy a prompt: whitespace runs become one space, stray spaces before punctuation go."""
-    text = template.render(context)
-    text = re.sub(r"\s+", " ", text).strip()
-    text = re.sub(r"\s+([,.;:])", r"\1", text)
+    """Render and tidy a prompt: whitespace runs become one space, stray spaces before punctuation go, the
+    first letter is a capital.
+
+    Jinja's own ``Template.render`` copies the environment's globals into every context; for thousands of
+    variants the context is built here from a copy made once. On any error the template is rendered again the
+    ordinary way, so that the exception carries the template's line numbers.
+    """
+    from jinja2.runtime import new_context
+
+    base = getattr(template, "_ray32_globals", None)
+    if base is None:
+        base = template._ray32_globals = dict(template.globals)
+    try:
+        ctx = new_context(template.environment, template.name, template.blocks, {**base, **context}, shared=True)
+        text = template.environment.concat(template.root_render_func(ctx))
+    except Exception:
+        text = template.render(context)  # raises again, with the template's file and line
+    text = " ".join(text.split())
+    for mark in ",.;:":
+        text = text.replace(" " + mark, mark)
     return text[:1].upper() + text[1:]
 
 
@@ -109,11 +127,11 @@ def lint(prompt: str, must_stay: list[str]) -> list[str]:
         One sentence per warning (empty when the prompt reads as a target state).
     """
     warnings = []
-    m = _REPAIR.search(prompt)
+    low = prompt.lower()
+    m = _REPAIR.search(prompt) if any(w in low for w in _REPAIR_WORDS) else None
     if m:
         warnings.append(f"repair language '{m.group(0).strip()}': describe the finished shot as if it exists "
                         "(subject, environment, style, lighting, what stays), not the edits to make")
-    low = prompt.lower()
     if not any(s.lower() in low for s in must_stay):
         warnings.append("the prompt names nothing that must stay: include the campaign's must_stay phrases "
                         "(e.g. {{ must_stay | join(', ') }} in the template)")
