@@ -268,3 +268,10 @@ def test_prompt_lint_warns_on_repair_language_and_nothing_that_stays(camp):
     assert "(17 variants: de-aqua500-golden, de-aqua500-overcast, de-aqua500-neon, ...)" in plan.warnings[0]
     assert plan.warnings[1].startswith("the prompt names nothing that must stay")
     assert plan.variants[0]["lint"][0].startswith("repair language")
+
+
+def test_folder_without_campaign_yaml(tmp_path):
+    _, msg = plan_error(tmp_path)
+    assert f"{tmp_path}/campaign.yaml: campaign.yaml not found in the campaign folder -> create it" in msg
+    _, msg = plan_error(tmp_path / "nope")
+    assert f"{tmp_path}/nope: campaign folder not found" in msg

@@ -171,3 +171,33 @@ def test_cli_broken_campaign_exits_2_with_every_problem(tmp_path):
     assert "matrix/csv/markets.csv, sheet 'markets', row 4, column A (code): unknown market code 'xx'" in proc.stderr
     assert "matrix/csv/lighting.csv, sheet 'lighting', row 3, column C (lut): file '../../../etc/passwd': a path " \
            "with '..' that points outside the campaign folder" in proc.stderr
+
+
+def test_demo_matrix_files_match_their_generator():
+    """The committed workbook and CSV files hold the cells flows/campaign/demo_assets.py writes."""
+    from openpyxl import load_workbook
+
+    from flows.campaign.demo_assets import LABELS, sheets
+
+    wb = load_workbook(DEMO / "matrix" / "demo.xlsx", data_only=True)
+    for name, rows in sheets().items():
+        cells = [["" if v is None else str(v) for v in row] for row in wb[name].iter_rows(values_only=True)]
+        assert cells == rows, name
+        with open(DEMO / "matrix" / "csv" / f"{name}.csv", encoding="utf-8", newline="") as fh:
+            assert list(csv.reader(fh)) == rows, name
+    for product, market in LABELS:
+        assert (DEMO / "labels" / f"{product}-{market}.png").is_file()
+
+
+def test_campaign_command_group_takes_more_subcommands():
+    """A later module adds 'run' (or approve, reject, serve) beside 'plan' through campaign_subparsers."""
+    import argparse
+
+    from flows.commands import campaign
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    campaign.register(sub)
+    campaign.campaign_subparsers(sub).add_parser("run").add_argument("folder")
+    assert parser.parse_args(["campaign", "run", "x"]).folder == "x"
+    assert parser.parse_args(["campaign", "plan", "x", "--json"]).json is True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flows.campaign import expand as expansion
@@ -176,8 +176,6 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
         elif axis == "lighting":
             allowed, fix = sorted(spec.lighting), "add the preset under lighting: in campaign.yaml, or correct it"
         if allowed is not None:
-            from dataclasses import replace
-
             cols[0] = replace(cols[0], allowed=tuple(allowed), allowed_fix=fix)
         cols = tuple(cols)
         table.bind(cols, problems)
