@@ -201,3 +201,14 @@ def test_campaign_command_group_takes_more_subcommands():
     campaign.campaign_subparsers(sub).add_parser("run").add_argument("folder")
     assert parser.parse_args(["campaign", "run", "x"]).folder == "x"
     assert parser.parse_args(["campaign", "plan", "x", "--json"]).json is True
+
+
+def test_requests_validate_as_render_requests(demo_plan):
+    """Every planned request is a valid ``ray32.request.RenderRequest`` (that module comes with issue #5)."""
+    try:
+        from ray32.request import RenderRequest
+    except ImportError:
+        pytest.skip("ray32.request (RenderRequest, issue #5) is not on this branch yet")
+    for v in demo_plan.variants:
+        req = RenderRequest.model_validate(v["request"])
+        assert req.prompt == v["prompt"] and req.seed == v["request"]["seed"]
