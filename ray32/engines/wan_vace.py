@@ -185,7 +185,7 @@ class WanVaceEngine(Engine):
     """
 
     name = "wan-vace"
-    version = "0.1"
+    version = "1"
     prepare_version = "1"
 
     def __init__(self, model_dir: str | os.PathLike | None = None, *, pipeline=None, device: str | None = None,
