@@ -467,3 +467,38 @@ def test_cli_missing_model_is_one_message(clips, tmp_path, capsys):
 
     rc = main(["render", str(clips[13].path), "--model-dir", str(tmp_path), "--out-dir", str(tmp_path / "o2")])
     assert rc == 2 and "--model-dir is for the wan-vace engine, not 'composite'" in capsys.readouterr().err
+
+
+def test_request_errors_name_the_problem_before_any_model_work(pipe, clips, cache, tmp_path):
+    from ray32.engines import EngineError
+    from ray32.engines.wan_controls import ControlError
+
+    eng = engine(pipe)
+    shot = clips[13]
+    prepared = eng.prepare(shot, {**eng.prepare_settings(req(), shot), "cache_dir": str(cache)})
+
+    def first(request):
+        return next(iter(eng.render(prepared, request)))
+
+    with pytest.raises(EngineError, match=r"image .*missing\.png does not exist; check the path"):
+        first(req(keyframes=[{"time": "3f", "guide": str(tmp_path / "missing.png")}]))
+    (tmp_path / "bad.png").write_text("not a picture")
+    with pytest.raises(EngineError, match=r"bad\.png cannot be read as a picture"):
+        first(req(keyframes=[{"time": "3f", "guide": str(tmp_path / "bad.png")}]))
+    with pytest.raises(EngineError, match="lock 1 \\(product\\) without a polygon follows the tracked label; give"):
+        first(req(locks=[{"kind": "product"}]))
+    with pytest.raises(ControlError, match=r"engine_options\['max_side'\] must be an integer >= 16 \(pixels\), "
+                                           r"got 8"):
+        eng.prepare_settings(req(engine_options={"max_side": 8}), shot)
+    with pytest.raises(ControlError, match="overlap must be 1..7 frames, got 9"):
+        eng.prepare_settings(req(engine_options={"overlap": 9}), shot)
+
+
+def test_keyframe_prompts_apply_per_window():
+    from ray32.engines.wan_vace import _window_prompt
+    from ray32.request import ResolvedKeyframe
+
+    keys = [ResolvedKeyframe(10, None, "the sun sets"), ResolvedKeyframe(40, None, "night falls")]
+    assert _window_prompt("day", keys, 0, 9) == "day"
+    assert _window_prompt("day", keys, 4, 21) == "the sun sets"     # middle 12 is after frame 10
+    assert _window_prompt("day", keys, 30, 81) == "night falls"
