@@ -502,3 +502,22 @@ def test_keyframe_prompts_apply_per_window():
     assert _window_prompt("day", keys, 0, 9) == "day"
     assert _window_prompt("day", keys, 4, 21) == "the sun sets"     # middle 12 is after frame 10
     assert _window_prompt("day", keys, 30, 81) == "night falls"
+
+
+def test_vace_mask_matches_diffusers_prepare_masks(pipe):
+    """VACE's mask channels (each pixel of an 8x8 block one channel) are laid out as diffusers' pipeline lays them.
+
+    Over time the engine marks a latent frame by its own 4-frame group (a kept keyframe keeps its latent frame);
+    diffusers samples one pixel frame per latent frame (nearest-exact): the test feeds diffusers a pixel mask whose
+    sampled frames carry the per-latent-frame values, so only the channel layout is compared."""
+    import torch
+
+    from ray32.engines.wan_controls import vace_mask
+
+    rng = np.random.default_rng(0)
+    per_latent = (rng.random((3, 32, 48)) > 0.5).astype(np.float32)
+    pixel = per_latent[np.arange(9) // 3]                   # diffusers samples frames 1, 4, 7 of 9 for 3 latents
+    ours = vace_mask(per_latent, 8)
+    theirs = pipe.prepare_masks(torch.from_numpy(pixel)[None, None], reference_images=[[]])[0].numpy()
+    assert ours.shape == theirs.shape == (64, 3, 4, 6)
+    assert np.array_equal(ours, theirs)

@@ -331,6 +331,16 @@ def temporal_pool(mask: np.ndarray) -> np.ndarray:
     return np.stack([g.max(0) for g in groups])
 
 
+def vace_mask(generate: np.ndarray, factor: int = 8) -> np.ndarray:
+    """A per-latent-frame generate mask (t, H, W) (1 = generate) -> VACE's mask channels (factor**2, t, H/f, W/f):
+    each pixel of a factor x factor block becomes one channel, in the order diffusers' ``prepare_masks`` uses."""
+    t, h, w = generate.shape
+    if h % factor or w % factor:
+        raise ValueError(f"mask size {w}x{h} is not a multiple of {factor}")
+    m = generate.reshape(t, h // factor, factor, w // factor, factor).transpose(2, 4, 0, 1, 3)
+    return np.ascontiguousarray(m.reshape(factor * factor, t, h // factor, w // factor), dtype=np.float32)
+
+
 def iter_runs(values: Sequence[int]) -> Iterator[tuple[int, int]]:
     """Sorted ints -> (start, stop) runs of consecutive values."""
     vals = sorted(values)

@@ -48,7 +48,7 @@ import numpy as np
 from ray32.engines.base import Cancel, Engine, EngineError, Prepared, Progress, prepare_tracks
 from ray32.engines.wan_controls import (CONTROL_KINDS, ControlError, Plan, WindowJoiner, box_polygon, control_video,
                                         grow_quad, outpaint_canvas, plan_windows, polygon_mask, resolve_plan,
-                                        temporal_pool, valid_length)
+                                        temporal_pool, vace_mask, valid_length)
 from ray32.errors import Ray32Error
 from ray32.shot import Geometry, Shot, read_chunks, working_geometry
 
@@ -647,17 +647,18 @@ class WanVaceEngine(Engine):
         keep[frame_keep] = 1.0
         for j, lat in content_override.items():
             keep_content[:, j] = lat
-        # Latent-resolution masks: time = max over each 4-frame group, space = area average.
+        # Latent-frame masks: time = max over each 4-frame group (a kept frame's whole latent frame is the guide
+        # or the tail); space = area average for blending, VACE's space-to-depth for the model.
         keep_t = temporal_pool(keep)
+        for j in content_override:
+            keep_t[j] = 1.0
         keep_lat = np.stack([cv2.resize(m, (lw, lh), interpolation=cv2.INTER_AREA) for m in keep_t])
-        for j in content_override:  # a kept frame's whole latent frame is the guide / tail
-            keep_lat[j] = 1.0
         keep_lat = keep_lat[None].astype(np.float32)                       # (1, t, lh, lw)
         gen_lat = 1.0 - keep_lat
         # VACE conditioning: inactive = what to keep, reactive = the control where generating.
         inactive = keep_lat * keep_content + gen_lat * empty
         reactive = gen_lat * ctrl + keep_lat * empty
-        mask = self._vace_mask(1.0 - keep)                                 # (64, t, lh, lw)
+        mask = vace_mask(1.0 - keep_t, self.pipe.vae_scale_factor_spatial)   # (64, t, lh, lw)
         inside = None
         if canvas.aspect is not None:  # start the padding from pure noise, the source area from the source
             x0, y0, x1, y1 = self._source_rect(canvas)
@@ -667,14 +668,6 @@ class WanVaceEngine(Engine):
         return {"control": np.concatenate([inactive, reactive, mask], 0)[None], "source": src[None],
                 "keep": keep_lat[None], "keep_content": keep_content[None], "inside": inside,
                 "references": ref_latents, "frames": n}
-
-    def _vace_mask(self, gen: np.ndarray) -> np.ndarray:
-        """Pixel generate-mask (n, h, w) -> VACE's 64-channel latent mask, exactly as diffusers' pipeline makes it."""
-        import torch
-
-        m = torch.from_numpy(np.ascontiguousarray(gen))[None, None]
-        out = self.pipe.prepare_masks(m, reference_images=[[]])
-        return out[0].numpy()
 
     def _denoise(self, inputs: dict, plan: Plan, cond, negative, *, seed: int, on_step, cancel):
         """The denoising loop of one window; returns latents (1, 16, t, h, w) or None when cancelled."""
