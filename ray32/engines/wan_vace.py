@@ -359,7 +359,7 @@ class WanVaceEngine(Engine):
         lat = self.encode(pixels)
         prepared.extras[name] = lat
         if path is not None and prepared.cache_dir.exists():
-            tmp = path.with_suffix(".partial.npy")
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial.npy")  # one writer per process
             np.save(tmp, lat)
             os.replace(tmp, path)
         return lat
