@@ -48,6 +48,10 @@ PROMPTS = [
 ]
 
 
+class Skipped(Exception):
+    """A phase left out with --skip."""
+
+
 def peak_tflops(name: str) -> float | None:
     for key in sorted(BF16_PEAK_TFLOPS, key=len, reverse=True):
         if key.lower() in name.lower():
@@ -184,7 +188,10 @@ def main(argv=None) -> int:
     ap.add_argument("--attention-backend", default="_native_cudnn",
                     help="diffusers attention backend for the '+attention' configuration (default _native_cudnn)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile configuration")
+    ap.add_argument("--skip", default="", help="phases to leave out, comma separated: stock, draft, campaign "
+                                               "(to fit one device call of 10 minutes when compiling is slow)")
     args = ap.parse_args(argv)
+    skip = {p.strip() for p in args.skip.split(",") if p.strip()}
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import torch
@@ -214,7 +221,7 @@ def main(argv=None) -> int:
         "config": {"model": size, "width": args.width, "height": args.height, "frames": args.frames,
                    "steps": steps, "guidance": args.guidance, "dtype": str(dtype), "device": device,
                    "device_name": torch.cuda.get_device_name() if cuda else "cpu"},
-        "phases": {}, "errors": {},
+        "phases": {}, "errors": {}, "skipped": [],
     }
     peak = peak_tflops(results["config"]["device_name"]) if cuda else None
     results["config"]["bf16_peak_tflops"] = peak
@@ -249,11 +256,15 @@ def main(argv=None) -> int:
 
         # 1. Stock pipeline (warm-up call with 2 steps first: kernels, allocator)
         try:
+            if "stock" in skip:
+                raise Skipped("stock")
             run_stock(pipe, control_pil, args, clock, steps=min(2, steps))
             stock = run_stock(pipe, control_pil, args, clock, steps=steps)
             stock["mfu"] = mfu(stock["s_per_step"])
             results["phases"]["stock"] = stock
             log.info("stock: %s", stock)
+        except Skipped as ex:
+            results["skipped"].append(str(ex))
         except Exception as ex:  # record and go on: the other phases still say something
             results["errors"]["stock"] = repr(ex)
             log.exception("stock failed")
@@ -309,6 +320,8 @@ def main(argv=None) -> int:
                     else None}
             # 3. Draft preset
             try:
+                if "draft" in skip:
+                    raise Skipped("draft")
                 prepared = eng.prepare(shot, {**eng.prepare_settings(request(PROMPTS[0]), shot),
                                               "cache_dir": str(tmp / name)})
                 draft = RenderRequest(prompt=PROMPTS[1], structure_adherence=1.0, motion_adherence=0.0,
@@ -316,11 +329,15 @@ def main(argv=None) -> int:
                                                       "negative_prompt": args.negative})
                 results["phases"]["draft"] = run_engine(eng, prepared, draft, clock)
                 log.info("draft: %s", results["phases"]["draft"])
+            except Skipped as ex:
+                results["skipped"].append(str(ex))
             except Exception as ex:
                 results["errors"]["draft"] = repr(ex)
                 log.exception("draft failed")
             # 4. Campaign: one prepare (uncached: a new cache folder), four variants
             try:
+                if "campaign" in skip:
+                    raise Skipped("campaign")
                 clock.sync()
                 t = time.perf_counter()
                 prepared = eng.prepare(shot, {**eng.prepare_settings(request(PROMPTS[0]), shot),
@@ -337,6 +354,8 @@ def main(argv=None) -> int:
                     camp["speedup_vs_4_stock_calls"] = round(4 * st["s_per_variant"] / total, 3)
                 results["phases"]["campaign_4"] = camp
                 log.info("campaign: %s", camp)
+            except Skipped as ex:
+                results["skipped"].append(str(ex))
             except Exception as ex:
                 results["errors"]["campaign_4"] = repr(ex)
                 log.exception("campaign failed")
