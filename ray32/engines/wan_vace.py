@@ -1,8 +1,11 @@
 """The generative engine: Wan2.1-VACE through diffusers, with every direction control.
 
 ``prepare`` does the per-shot work once (tracks when a lock needs them; per window of up to 81 frames: the
-source's VAE latents, the control video's latents, the latents of an empty frame) and ``render`` does only
-what differs per variant: text encoding (cached per prompt), denoising and decoding. How each control maps:
+source's VAE latents, the latents of each control video a variant asks for, made once per kind, and of an empty
+clip; all kept in the prepare cache entry) and ``render`` does only what differs per variant: text encoding
+(cached per prompt), denoising and decoding (plus small encodes of a variant's own guide and reference images and
+of the previous window's tail). The conditioning of a window is composed in latent space from those per-shot
+latents and the variant's masks, so no variant re-encodes the source. How each control maps:
 
 =========================  =========================================================================================
 control                    what the engine does
@@ -20,7 +23,10 @@ locks (face/product/       kept mask regions (polygons per frame from the tracks
 label/region)              source's latents blended into them during denoising, and a final composite of the source
                            pixels (locked pixels equal the source)
 lock reference images      VACE reference images (prepended latent frames, as diffusers' pipeline does)
-mode adhere/flex/reimagine presets for the two adherences (``ray32.request.PRESETS``); explicit values win
+mode adhere/flex/reimagine presets for the two adherences and the strength (``ray32.request.PRESETS``); explicit
+                           values win
+grade                      the composite engine's relight by grade (``ray32.grade``), after generation
+draft preset               ``engine_options['preset'] = 'draft'``: 8 steps, guidance on the first half of them
 reframe (outpaint)         the source sits in a canvas of the target aspect; the padding is mask 1 with no control,
                            so the model invents it; output at the canvas size
 label swap                 the label lock post-pass (``ray32.label_lock``) over the generated frames
