@@ -269,7 +269,11 @@ class Chunk:
 def _av():
     import av  # PyAV loads FFmpeg's libraries; kept out of module import so planning stays light
 
-    av.logging.set_level(av.logging.PANIC)  # FFmpeg's console chatter is not our user interface
+    # FFmpeg's console chatter is not our user interface. None installs PyAV's no-op log callback; any level
+    # (even PANIC) installs one that takes the GIL for every FFmpeg *error* message, and a frame-threaded decoder
+    # freed mid-stream (a trimmed read stops early) logs from its worker threads while the main thread holds the
+    # GIL waiting for them: a deadlock (seen with repeated trimmed reads; None makes them finish).
+    av.logging.set_level(None)
     return av
 
 
