@@ -269,11 +269,10 @@ class Chunk:
 def _av():
     import av  # PyAV loads FFmpeg's libraries; kept out of module import so planning stays light
 
-    # FFmpeg's console chatter is not our user interface. None installs PyAV's no-op log callback; any level
-    # (even PANIC) installs one that takes the GIL for every FFmpeg *error* message, and a frame-threaded decoder
-    # freed mid-stream (a trimmed read stops early) logs from its worker threads while the main thread holds the
-    # GIL waiting for them: a deadlock (seen with repeated trimmed reads; None makes them finish).
-    av.logging.set_level(None)
+    # FFmpeg's console chatter is not our user interface. Silence it at the C level only: a Python log callback
+    # (av.logging.set_level with a level) makes FFmpeg's decoder threads take the GIL, which deadlocks when the
+    # main thread closes a frame-threaded decoder.
+    av.logging.set_libav_level(av.logging.PANIC)
     return av
 
 
@@ -613,6 +612,7 @@ def read_chunks(shot: Shot | ShotInfo | str | os.PathLike, *, start=None, end=No
     half = Fraction(1, 2) / fps
 
     container = _open_container(path)
+    frames = frame = prev = None
     try:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
@@ -649,7 +649,7 @@ def read_chunks(shot: Shot | ShotInfo | str | os.PathLike, *, start=None, end=No
             return None
 
         decoded = 0
-        prev = None      # the latest decoded picture (an av frame) ...
+        # prev: the latest decoded picture (an av frame) ...
         prev_img = None  # ... and its conversion, made only when it is emitted
         frames = container.decode(stream)
         while next_index < stop:
@@ -697,6 +697,9 @@ def read_chunks(shot: Shot | ShotInfo | str | os.PathLike, *, start=None, end=No
             if progress:
                 progress(done, total)
     finally:
+        # Drop every decoder-owned object before closing: a frame or the decode generator freed after close
+        # (e.g. later, with a traceback that holds this frame) can deadlock FFmpeg's frame threads.
+        frames = frame = prev = None
         container.close()
 
 

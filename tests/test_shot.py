@@ -361,7 +361,7 @@ def test_corrupt_frame_mid_stream_names_the_frame(tmp_path, clips):
 def test_cli_prints_the_message_not_a_traceback(tmp_path, clips, kind, message):
     path = _broken(tmp_path, clips, kind)
     r = subprocess.run([sys.executable, "-m", "flows.cli", "probe", str(path)], capture_output=True, text=True,
-                       cwd=Path(__file__).parent.parent)
+                       cwd=Path(__file__).parent.parent, timeout=120)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "av.error" not in r.stderr
     assert r.stderr.startswith("ray32: error: ") and message in r.stderr
@@ -371,11 +371,11 @@ def test_cli_prints_the_message_not_a_traceback(tmp_path, clips, kind, message):
 def test_cli_probe_table_and_json(clips):
     root = Path(__file__).parent.parent
     r = subprocess.run([sys.executable, "-m", "flows.cli", "probe", str(clips["ntsc"])], capture_output=True,
-                       text=True, cwd=root, check=True)
+                       text=True, cwd=root, check=True, timeout=120)
     assert "frame rate     30000/1001 (29.970)" in r.stdout and "frames         30" in r.stdout
     assert "cuts           none (one take)" in r.stdout
     r = subprocess.run([sys.executable, "-m", "flows.cli", "probe", "--json", "--start", "10f", str(clips["h264"])],
-                       capture_output=True, text=True, cwd=root, check=True)
+                       capture_output=True, text=True, cwd=root, check=True, timeout=120)
     d = json.loads(r.stdout)
     assert d["fps"] == "24" and d["frame_count"] == 48 and d["trim"]["frame_count"] == 38
     assert d["audio"][0]["codec"] == "aac" and d["within_limits"] is True
