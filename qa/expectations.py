@@ -67,6 +67,7 @@ class Verdict:
     passed: bool
     reasons: list[str] = field(default_factory=list)
     failed: dict[str, dict] = field(default_factory=dict)
+    frames: list[int | None] = field(default_factory=list)  # the worst frame of each reason (None: whole clip)
 
     @property
     def state(self) -> str:
@@ -173,10 +174,11 @@ def _worst(frames: pd.DataFrame, column: str, largest: bool):
     return col.idxmax() if largest else col.idxmin()
 
 
-def reasons_for(qa, failed: dict[str, dict]) -> list[str]:
-    """Human reasons for the failed metrics of one variant (``qa.metrics.VariantQA``), worst frame first."""
+def reasons_for(qa, failed: dict[str, dict]) -> list[tuple[str, int | None]]:
+    """Human reasons for the failed metrics of one variant (``qa.metrics.VariantQA``): (text, worst frame)."""
     fr, fps, out = qa.frames, qa.fps, []
     for metric, f in failed.items():
+        i = None
         v, lo, hi = f["value"], f["min"], f["max"]
         lim = _limit(lo, hi)
         if metric == "label_text_match_rate":
@@ -200,6 +202,7 @@ def reasons_for(qa, failed: dict[str, dict]) -> list[str]:
             out.append(f"face is not the source's person at {_t(i, fps)} (identity distance {v:.2f}, {lim})")
         elif metric == "face_lost_frames":
             lost = fr.index[fr.get("face_lost", pd.Series(dtype=bool)).eq(True)] if "face_lost" in fr else []
+            i = lost[0] if len(lost) else None
             out.append(f"face lost in {int(v)} checked frame(s): " + ", ".join(_t(k, fps) for k in lost[:6]))
         elif metric == "flicker_max":
             i = _worst(fr, "flicker", True)
@@ -241,6 +244,7 @@ def reasons_for(qa, failed: dict[str, dict]) -> list[str]:
             out.append(f"MaxCLL {v:.0f} cd/m² exceeds the mastering display ({lim})")
         else:
             out.append(f"{metric} = {v:g} ({lim})")
+        out[-1] = (out[-1], None if i is None else int(i))
     return out
 
 
@@ -261,5 +265,6 @@ def verdicts(results: list, table: pd.DataFrame | None = None) -> dict[str, Verd
     out = {}
     for r in results:
         f = failed.get(r.variant, {})
-        out[r.variant] = Verdict(r.variant, not f, reasons_for(r, f), f)
+        why = reasons_for(r, f)
+        out[r.variant] = Verdict(r.variant, not f, [w for w, _ in why], f, [k for _, k in why])
     return out

@@ -134,12 +134,13 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     cache = {} if cache is None else cache
     guides = guides or {}
     n = min(source_count, output_count)
-    picks = set(sample_indices(source_count, samples, guides))
-    show = {0, (source_count - 1) // 2, source_count - 1} | set(guides)
+    show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
+    picks = set(sample_indices(source_count, samples, set(guides) | show))
     kept_src: dict[int, np.ndarray] = {}
     kept_out: dict[int, np.ndarray] = {}
     tables: dict[str, list[pd.DataFrame]] = {"temporal": [], "motion": [], "structure": [], "exposure": []}
     notes: list[str] = []
+    worst: dict[str, tuple[float, int, bytes, bytes]] = {}  # metric -> (value, frame, src jpeg, out jpeg)
     prev = None  # (index, src_small, out_small) of the frame before the batch
     done = 0
     size = None
@@ -180,6 +181,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                                   for k in range(len(out_seq) - 1)])
             tables["temporal"].append(temporal_check(src_seq, out_seq, src_flows, out_flows, pair_first).frames)
             tables["motion"].append(motion_check(src_flows, out_flows, src_steps, out_steps, pair_first).frames)
+        _keep_worst(worst, tables, batch)
         prev = (batch[-1][0], src_small[-1], out_small[-1])
         done += len(batch)
         if progress:
@@ -226,8 +228,36 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     per_frame = per_frame.T.groupby(level=0).first().T if per_frame.columns.duplicated().any() else per_frame
     per_frame = per_frame.sort_index()
     thumbs = {i: (jpeg(kept_src[i]), jpeg(kept_out[i])) for i in sorted(kept_out)}
+    for _, i, sj, oj in worst.values():
+        thumbs.setdefault(i, (sj, oj))
     return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=per_frame, fps=Fraction(fps),
                      frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=notes)
+
+
+# per-frame column -> True when larger is worse; the worst frame of each is kept as a thumbnail for the report
+_WATCH = {"flicker": True, "luma_jump": True, "flow_error_px": True, "step_ratio": None, "colour_shift": True,
+          "edge_similarity": False}
+
+
+def _keep_worst(worst: dict, tables: dict, batch: list) -> None:
+    """Remember the worst frame so far of each watched per-frame metric, as JPEGs (bounded memory)."""
+    by_index = {i: (s, o) for i, s, o in batch}
+    for name in ("temporal", "motion", "structure", "exposure"):
+        if not tables[name]:
+            continue
+        t = tables[name][-1]
+        for col, larger in _WATCH.items():
+            if col not in t or t.empty:
+                continue
+            vals = t[col].astype(float)
+            if larger is None:  # a ratio: worst is farthest from 1 (in log terms)
+                vals = np.abs(np.log(np.clip(vals, 1e-3, None)))
+                larger = True
+            i = int(vals.idxmax() if larger else vals.idxmin())
+            v = float(vals[i]) if larger else -float(vals[i])
+            if i in by_index and (col not in worst or v > worst[col][0]):
+                s, o = by_index[i]
+                worst[col] = (v, i, jpeg(s), jpeg(o))
 
 
 def _image(path: Path, what: str) -> np.ndarray:
