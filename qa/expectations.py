@@ -125,6 +125,7 @@ def validate(table: pd.DataFrame, overrides: dict[str, dict] | None = None) -> d
         return failed
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm bars from a library
     source = ctx.data_sources.add_pandas(name="qa")
@@ -157,6 +158,10 @@ def _t(frame, fps) -> str:
     return format_seconds(int(frame) / fps)
 
 
+def _at(frame, fps) -> str:
+    return "" if frame is None else f" at {_t(frame, fps)}"
+
+
 def _limit(lo, hi) -> str:
     if lo is not None and hi is not None and lo == hi:
         return f"must be {lo:g}"
@@ -187,46 +192,46 @@ def reasons_for(qa, failed: dict[str, dict]) -> list[tuple[str, int | None]]:
             if len(bad):
                 i = bad["cer"].astype(float).idxmax()
                 times = ", ".join(_t(k, fps) for k in bad.index[:6])
-                out.append(f"label read as '{bad.loc[i, 'ocr_text']}' at {_t(i, fps)}, expected '{want}' "
+                out.append(f"label read as '{bad.loc[i, 'ocr_text']}'{_at(i, fps)}, expected '{want}' "
                            f"(wrong on {len(bad)} of {int(fr['text_match'].notna().sum())} checked frames: {times})")
             else:
                 out.append(f"label text matched on only {v:.0%} of checked frames ({lim})")
         elif metric == "label_artwork_similarity_min":
             i = _worst(fr, "artwork_similarity", False)
-            out.append(f"label does not look like the market artwork at {_t(i, fps)} (similarity {v:.2f}, {lim})")
+            out.append(f"label does not look like the market artwork{_at(i, fps)} (similarity {v:.2f}, {lim})")
         elif metric == "label_drift_max_px":
             i = _worst(fr, "drift_px", True)
-            out.append(f"label drifted {v:.1f} px from its place on the product at {_t(i, fps)} ({lim} px)")
+            out.append(f"label drifted {v:.1f} px from its place on the product{_at(i, fps)} ({lim} px)")
         elif metric == "identity_distance_max":
             i = _worst(fr, "identity_distance", True)
-            out.append(f"face is not the source's person at {_t(i, fps)} (identity distance {v:.2f}, {lim})")
+            out.append(f"face is not the source's person{_at(i, fps)} (identity distance {v:.2f}, {lim})")
         elif metric == "face_lost_frames":
             lost = fr.index[fr.get("face_lost", pd.Series(dtype=bool)).eq(True)] if "face_lost" in fr else []
             i = lost[0] if len(lost) else None
             out.append(f"face lost in {int(v)} checked frame(s): " + ", ".join(_t(k, fps) for k in lost[:6]))
         elif metric == "flicker_max":
             i = _worst(fr, "flicker", True)
-            out.append(f"flicker at {_t(i, fps)}: {v:.1f} grey levels of frame-to-frame change the source's "
+            out.append(f"flicker{_at(i, fps)}: {v:.1f} grey levels of frame-to-frame change the source's "
                        f"motion does not explain ({lim})")
         elif metric == "luma_jump_max":
             i = _worst(fr, "luma_jump", True)
-            out.append(f"brightness jumps {v:.1f} grey levels at {_t(i, fps)} where the source's does not ({lim})")
+            out.append(f"brightness jumps {v:.1f} grey levels{_at(i, fps)} where the source's does not ({lim})")
         elif metric == "motion_flow_error_max_px":
             i = _worst(fr, "flow_error_px", True)
-            out.append(f"motion differs from the source at {_t(i, fps)} (flow error {v:.2f} px, {lim} px)")
+            out.append(f"motion differs from the source{_at(i, fps)} (flow error {v:.2f} px, {lim} px)")
         elif metric == "motion_step_ratio_min":
             i = _worst(fr[fr["src_motion_px"] > 0.25] if "src_motion_px" in fr else fr, "step_ratio", False)
-            out.append(f"frozen or duplicated frame at {_t(i, fps)}: the picture changes {v:.0%} as much as the "
+            out.append(f"frozen or duplicated frame{_at(i, fps)}: the picture changes {v:.0%} as much as the "
                        f"source's ({lim})")
         elif metric == "motion_step_ratio_max":
             i = _worst(fr[fr["src_motion_px"] > 0.25] if "src_motion_px" in fr else fr, "step_ratio", True)
-            out.append(f"skipped frame at {_t(i, fps)}: the picture jumps {v:.1f}x as far as the source's ({lim})")
+            out.append(f"skipped frame{_at(i, fps)}: the picture jumps {v:.1f}x as far as the source's ({lim})")
         elif metric == "structure_edge_min":
             i = _worst(fr, "edge_similarity", False)
-            out.append(f"layout departs from the source at {_t(i, fps)} (edge similarity {v:.2f}, {lim})")
+            out.append(f"layout departs from the source{_at(i, fps)} (edge similarity {v:.2f}, {lim})")
         elif metric == "colour_shift_max":
             i = _worst(fr, "colour_shift", True)
-            out.append(f"colours shifted by delta E {v:.1f} against the source at {_t(i, fps)} ({lim}); "
+            out.append(f"colours shifted by delta E {v:.1f} against the source{_at(i, fps)} ({lim}); "
                        "set grade if the change is intended")
         elif metric in ("clipped_excess_max", "crushed_excess_max"):
             what = "clipped highlights" if metric.startswith("clipped") else "crushed blacks"
@@ -239,7 +244,7 @@ def reasons_for(qa, failed: dict[str, dict]) -> list[tuple[str, int | None]]:
             out.append("output frame rate differs from the source's")
         elif metric == "keyframe_ssim_min":
             i = _worst(fr, "keyframe_ssim", False)
-            out.append(f"keyframe at {_t(i, fps)} does not match its guide (SSIM {v:.2f}, {lim})")
+            out.append(f"keyframe{_at(i, fps)} does not match its guide (SSIM {v:.2f}, {lim})")
         elif metric == "max_cll_nits":
             out.append(f"MaxCLL {v:.0f} cd/m² exceeds the mastering display ({lim})")
         else:
