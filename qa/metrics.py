@@ -205,16 +205,17 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                                        facts.label.text, artwork))
     # Identity: face embeddings on the samples.
     if facts.identity.check:
-        src_emb = cache.setdefault("src_faces", {})
+        src_emb = cache.setdefault("src_faces", {})  # index -> (embedding, box) or None
         for i in kept_src:
             if i not in src_emb:
-                found = face_embedding(kept_src[i])
-                src_emb[i] = None if found is None else found[0]
+                src_emb[i] = face_embedding(kept_src[i])
         out_emb = {}
         for i in kept_out:
-            found = face_embedding(kept_out[i])
+            near = src_emb[i][1] if src_emb.get(i) is not None else None
+            found = face_embedding(kept_out[i], near=near)
             out_emb[i] = None if found is None else found[0]
-        ref = identity_reference if identity_reference is not None else {i: src_emb[i] for i in kept_src}
+        ref = identity_reference if identity_reference is not None else \
+            {i: None if src_emb[i] is None else src_emb[i][0] for i in kept_src}
         res = identity_check(out_emb, ref)
         if res.summary["face_frames"] == 0:
             notes.append("identity not checked: no face found in the source's sampled frames")

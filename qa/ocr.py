@@ -85,6 +85,15 @@ def normalise_text(text: str) -> str:
     return "".join(ch for ch in text if ch.isalnum())
 
 
+_CONFUSABLE = str.maketrans({"o": "0", "l": "1", "i": "1", "|": "1"})
+
+
+def fold_confusables(text: str) -> str:
+    """``normalise_text`` with glyphs OCR confuses in print folded together (o/0, l/i/1):
+    ``"0,5 l"`` and ``"0,51"`` compare equal."""
+    return normalise_text(text).translate(_CONFUSABLE)
+
+
 def levenshtein(a: str, b: str) -> int:
     """Edit distance (insertions, deletions, substitutions) between two strings."""
     if len(a) < len(b):

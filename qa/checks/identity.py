@@ -41,17 +41,31 @@ def _dlib_models():
             dlib.face_recognition_model_v1(os.path.join(d, "dlib_face_recognition_resnet_model_v1.dat")))
 
 
-def face_embedding(image: np.ndarray, *, upsample: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+def face_embedding(image: np.ndarray, *, upsample: int = 0,
+                   near: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The largest face in an RGB image: (128-d embedding, box [x0, y0, x1, y1]) or None when no face is found.
 
     Args:
         image: (h, w, 3) uint8 RGB.
         upsample: how often dlib upsamples the image before detecting (finds smaller faces, slower).
+        near: a box [x0, y0, x1, y1] where the face is expected (the source's): the detector looks in that
+            box grown by its size on every side first (several times faster), then in the whole image.
     """
-    import dlib
-
-    detector, shape, encoder = _dlib_models()
     img = np.ascontiguousarray(image)
+    if near is not None and np.all(np.isfinite(near)):
+        x0, y0, x1, y1 = near
+        w, h = x1 - x0, y1 - y0
+        ox, oy = int(max(0, x0 - w)), int(max(0, y0 - h))
+        crop = np.ascontiguousarray(img[oy:int(min(img.shape[0], y1 + h)), ox:int(min(img.shape[1], x1 + w))])
+        if crop.size:
+            found = _embed(crop, upsample)
+            if found is not None:
+                return found[0], found[1] + [ox, oy, ox, oy]
+    return _embed(img, upsample)
+
+
+def _embed(img: np.ndarray, upsample: int):
+    detector, shape, encoder = _dlib_models()
     with _lock:
         found = detector(img, upsample)
         if not found:

@@ -17,7 +17,7 @@ import numpy as np
 
 from qa.checks import CheckResult, frame_table
 from qa.checks.geometry import gray, quad_size, rectify
-from qa.ocr import OcrResult, char_error_rate, normalise_text, read_text
+from qa.ocr import OcrResult, char_error_rate, fold_confusables, read_text
 
 SEARCH_MARGIN = 0.35
 """How far around the expected quad the artwork is searched, as a fraction of the label's width/height."""
@@ -88,7 +88,8 @@ def label_check(frames: Mapping[int, np.ndarray], corners: Mapping[int, np.ndarr
 
     Returns:
         ``CheckResult`` "label": per frame ``ocr_text``, ``ocr_score``, ``text_exact`` (same text, spaces
-        collapsed), ``text_match`` (same after ``normalise_text``), ``cer``, ``artwork_similarity``,
+        collapsed), ``text_match`` (same after ``fold_confusables``: case, spacing, punctuation and the glyphs
+        OCR confuses (o/0, l/i/1) ignored), ``cer``, ``artwork_similarity``,
         ``drift_px``; summary ``label_text_match_rate``, ``label_cer_max``, ``label_artwork_similarity_min``,
         ``label_drift_max_px``, ``label_frames``.
     """
@@ -105,7 +106,7 @@ def label_check(frames: Mapping[int, np.ndarray], corners: Mapping[int, np.ndarr
         ocr = read(label)
         row = {"ocr_text": ocr.text, "ocr_score": ocr.score,
                "text_exact": " ".join(ocr.text.split()) == want,
-               "text_match": normalise_text(ocr.text) == normalise_text(want),
+               "text_match": fold_confusables(ocr.text) == fold_confusables(want),
                "cer": char_error_rate(ocr.text, want),
                "artwork_similarity": np.nan, "drift_px": np.nan}
         if art_gray is not None:
