@@ -27,7 +27,6 @@ import logging
 import multiprocessing as mp
 import os
 import sys
-import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -51,59 +50,88 @@ log = logging.getLogger("qa_defects")
 
 # ---------------------------------------------------------------------------------------------- clean renders
 
-def render_markets(work: Path, labels: list[tuple[str, ...]]):
-    """Source frames, the composite engine's renders for ``labels``, the label track and face truth."""
-    from PIL import Image
+class Renders:
+    """Clean renders by the composite engine, encoded once per (label, crf) and kept on disk in WORK."""
 
-    from ray32.demo_shot import load_truth, make_demo_shot, make_label_art
-    from ray32.engines import get_engine
-    from ray32.request import RenderRequest
-    from ray32.shot import open_shot, read_chunks
+    def __init__(self, work: Path):
+        from ray32.demo_shot import load_truth, make_demo_shot
+        from ray32.shot import open_shot, read_chunks
 
-    demo = make_demo_shot(work, name="source")
-    truth = load_truth(demo.truth_path)
-    shot = open_shot(demo.path, detect_cuts=False)
-    engine = get_engine("composite")
-    renders, prepared = {}, None
-    for lines in labels:
-        art = work / f"art_{abs(hash(lines)) % 10**8}.png"
+        self.work = work
+        demo = make_demo_shot(work, name="source")
+        self.truth = load_truth(demo.truth_path)
+        self.shot = open_shot(demo.path, detect_cuts=False)
+        self.src = np.concatenate([c.frames for c in read_chunks(self.shot)])
+        self._prepared = None
+        self._engine = None
+        self.rendered = 0
+
+    def _request(self, lines):
+        from PIL import Image
+
+        from ray32.demo_shot import make_label_art
+        from ray32.request import RenderRequest
+
+        art = self.work / f"art_{slug(lines)}.png"
         Image.fromarray(make_label_art(lines)).save(art)
-        req = RenderRequest(label_swap={"artwork": str(art), "text": " ".join(lines),
-                                        "corners": truth.label_corners[0].tolist(), "frame": 0})
-        if prepared is None:
-            settings = {**engine.prepare_settings(req, shot), "cache_dir": str(work / "cache")}
-            prepared = engine.prepare(shot, settings)
-        renders[lines] = np.concatenate(list(engine.render(prepared, req)))
-    src = np.concatenate([c.frames for c in read_chunks(shot)])
-    return src, renders, prepared.label_track, truth
+        return RenderRequest(label_swap={"artwork": str(art), "text": " ".join(lines),
+                                         "corners": self.truth.label_corners[0].tolist(), "frame": 0})
+
+    @property
+    def prepared(self):
+        if self._prepared is None:
+            from ray32.engines import get_engine
+
+            self._engine = get_engine("composite")
+            req = self._request(MARKETS[0])
+            settings = {**self._engine.prepare_settings(req, self.shot), "cache_dir": str(self.work / "cache")}
+            self._prepared = self._engine.prepare(self.shot, settings)
+        return self._prepared
+
+    def render(self, lines) -> np.ndarray:
+        prepared = self.prepared
+        self.rendered += 1
+        return np.concatenate(list(self._engine.render(prepared, self._request(lines))))
+
+    def encoded(self, lines, crfs) -> dict:
+        from ray32.shot import read_chunks
+
+        out, frames = {}, None
+        for crf in crfs:
+            path = self.work / f"render_{slug(lines)}_crf{crf}.mp4"
+            if not path.exists():
+                frames = self.render(lines) if frames is None else frames
+                h264_encode(frames, crf, self.truth.fps, path)
+            out[(tuple(lines), crf)] = np.concatenate([c.frames for c in read_chunks(path)])
+        return out
 
 
-def h264_roundtrip(frames: np.ndarray, crf: int, fps: Fraction, tmp_dir: str) -> np.ndarray:
-    """Encode with libx264 (like a draft delivery) and decode again."""
+def slug(lines) -> str:
+    import hashlib
+
+    return hashlib.sha1("|".join(lines).encode()).hexdigest()[:10]
+
+
+def h264_encode(frames: np.ndarray, crf: int, fps: Fraction, path: Path) -> None:
+    """Encode with libx264 (like a draft delivery), atomically."""
     import av
 
-    from ray32.shot import read_chunks
-
-    fd, path = tempfile.mkstemp(suffix=".mp4", dir=tmp_dir)
-    os.close(fd)
-    try:
-        with av.open(path, "w") as c:
-            s = c.add_stream("libx264", rate=fps)
-            s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-            s.options = {"crf": str(crf), "preset": "veryfast"}
-            cc = s.codec_context
-            cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1
-            for i, f in enumerate(frames):
-                vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(
-                    format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
-                vf.pts = i
-                for p in s.encode(vf):
-                    c.mux(p)
-            for p in s.encode():
+    tmp = path.with_name(f".{path.name}.partial.mp4")
+    with av.open(str(tmp), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        s.options = {"crf": str(crf), "preset": "veryfast"}
+        cc = s.codec_context
+        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+            vf.pts = i
+            for p in s.encode(vf):
                 c.mux(p)
-        return np.concatenate([ch.frames for ch in read_chunks(path)])
-    finally:
-        os.unlink(path)
+        for p in s.encode():
+            c.mux(p)
+    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------------- defects
@@ -353,32 +381,33 @@ def main(argv=None) -> int:
         job["market_key"] = "-".join(job["market"][0].lower().split())
         job["name"] = f"{job['kind']}-{i:03d}-{job['market_key']}"
 
-    # 2. Clean renders (and the garbled labels' renders) with the composite engine.
+    # 2. Clean renders (and the garbled labels' renders) with the composite engine, H.264 round trip.
     t0 = time.perf_counter()
-    labels = list(dict.fromkeys(MARKETS + garbled_labels))
-    src, renders, track, truth = render_markets(WORK, labels)
+    rs = Renders(WORK)
+    need: dict = {}
+    for j in jobs:
+        for key in ("market", "other", "garbled"):
+            if key in j:
+                need.setdefault(tuple(j[key]), set()).add(j["crf"])
+    encoded = {}
+    for lines, crfs in need.items():
+        encoded.update(rs.encoded(lines, sorted(crfs)))
     t_render = time.perf_counter() - t0
-    log.info("rendered %d labels in %.0f s", len(labels), t_render)
+    log.info("%d clean renders (%d rendered now) in %.0f s", len(encoded), rs.rendered, t_render)
     from PIL import Image
 
     from ray32.demo_shot import make_label_art
 
     art_paths = {}
     for m in MARKETS:
-        p = WORK / f"market_{'-'.join(m[0].lower().split())}.png"
+        p = WORK / f"market_{slug(m)}.png"
         Image.fromarray(make_label_art(m)).save(p)
         art_paths[m] = p
+    track = rs.prepared.label_track
     corners = np.asarray(track.corners, float)
-    t0 = time.perf_counter()
-    need = {(tuple(j["market"]), j["crf"]) for j in jobs}
-    need |= {(tuple(j["other"]), j["crf"]) for j in jobs if "other" in j}
-    need |= {(tuple(j["garbled"]), j["crf"]) for j in jobs if "garbled" in j}
-    encoded = {key: h264_roundtrip(renders[key[0]], key[1], truth.fps, str(WORK)) for key in sorted(need)}
-    t_encode = time.perf_counter() - t0
-    log.info("encoded %d renders in %.0f s", len(encoded), t_encode)
+    src, truth = rs.src, rs.truth
     state = {"src": src, "encoded": encoded, "track": corners, "track_map": {i: corners[i] for i in range(len(corners))},
-             "face_boxes": truth.face_boxes, "fps": truth.fps, "art_paths": art_paths, "art": {}, "cache": {},
-             "tmp": str(WORK)}
+             "face_boxes": truth.face_boxes, "fps": truth.fps, "art_paths": art_paths, "art": {}, "cache": {}}
 
     # 3. QA every instance.
     t0 = time.perf_counter()
@@ -428,11 +457,10 @@ def main(argv=None) -> int:
         "misses": misses,
         "false_alarms": false_alarms,
         "timing_s": {"render": round(t_render, 1), "qa_all_instances": round(t_qa, 1),
-                     "encode": round(t_encode, 1),
                      "qa_per_instance_mean": round(float(np.mean([r["qa_s"] for r in results])), 2)},
     }
     if not args.no_speed:
-        out["speed"] = measure_speed(src, renders[MARKETS[0]], corners, truth.fps)
+        out["speed"] = measure_speed(src, encoded[(MARKETS[0], CRFS[0])], corners, truth.fps)
     out["timing_s"]["total"] = round(time.perf_counter() - t_start, 1)
     log.info("recall %s; false alarms %.1f %%", recall, 100 * out["false_alarm_rate"])
     if not args.no_write:
