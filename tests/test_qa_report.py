@@ -16,7 +16,7 @@ from qa.expectations import verdicts
 from qa.facts import parse_facts
 from qa.metrics import measure_clips
 from qa.report import write_report
-from tests.qa_data import MARKET, build
+from tests.qa_data import MARKET, build, frames
 
 CHROMIUM = "/usr/bin/chromium"
 HOSTILE = "<script>alert(1)</script>"
@@ -77,9 +77,14 @@ def report(data, tmp_path_factory):
     common = {"artwork": str(data["artwork"]), "truth": str(data["truth"])}
     runs = [("es-aqua", data["good"], " ".join(MARKET)), ("fr-wrong", data["wrong"], " ".join(MARKET)),
             (f"x{HOSTILE}", data["good"], f"AQUA {HOSTILE}")]
+    guide = out / "guide.png"
+    Image.fromarray(frames(data["good"])[12]).save(guide)   # the output must hit this at 0.5 s (frame 12)
     results = [measure_clips(data["source"], clip, parse_facts({"variant": name, "market": "es",
-                                                                "label": {"text": text, **common}}), samples=3)
+                                                                "label": {"text": text, **common},
+                                                                "keyframes": [{"time": "0.5", "guide": str(guide)}]}),
+                             samples=3)
                for name, clip, text in runs]
+    assert results[0].summary["keyframe_ssim_min"] > 0.95
     v = verdicts(results)
     path = write_report(results, v, out, title=f"Run {HOSTILE}", approvals={"es-aqua": {"state": "approved",
                                                                                          "by": "kim"}})
@@ -116,6 +121,7 @@ def test_report_in_chromium(report, tmp_path):
     assert "<script" not in html.lower()                      # escaped everywhere: no script element at all
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html      # ... and shown as text
     assert "approved · kim" in html and "awaiting review" in html
+    assert "keyframe · frame 12 · 00:00:00:12 (00:00.50)" in html
     assert html.count("data:image/jpeg;base64,") >= 3 * 6     # source + output at first / middle / last
     assert html.count("<svg") >= 3                           # the plots over time
     assert "label read as 'EAU FRAÎCHE 50 cl'" in html
