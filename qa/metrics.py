@@ -152,14 +152,13 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             if s0.shape[:2] != o0.shape[:2]:
                 notes.append(f"output is {o0.shape[1]}x{o0.shape[0]}, source {s0.shape[1]}x{s0.shape[0]}: the "
                              "output is resized to the source's size for the pixel comparisons")
+        batch = [(i, s, o if o.shape[:2] == s.shape[:2] else resize(o, (s.shape[1], s.shape[0])))
+                 for i, s, o in batch]
         for i, s, o in batch:
-            if o.shape[:2] != s.shape[:2]:
-                o = resize(o, (s.shape[1], s.shape[0]))
-            if i in picks:
-                kept_src[i], kept_out[i] = s, o
+            if i in picks:  # copies: a view would keep the decoder's whole chunk alive
+                kept_src[i], kept_out[i] = s.copy(), o.copy()
         src_small = np.stack([resize(s, size) for _, s, _ in batch])
-        out_small = np.stack([resize(o if o.shape[:2] == s.shape[:2] else resize(o, (s.shape[1], s.shape[0])),
-                                     size) for _, s, o in batch])
+        out_small = np.stack([resize(o, size) for _, _, o in batch])
         tables["structure"].append(structure_check(src_small, out_small, first).frames)
         tables["exposure"].append(exposure_check(src_small, out_small, first).frames)
         if prev is not None:
