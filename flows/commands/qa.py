@@ -1,0 +1,60 @@
+"""``ray32 qa``: check an output clip against its source and write the QA report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from flows.progress import progress_bar
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "qa", help="check an output clip against its source and write the HTML QA report",
+        description="Run the QA checks on any source/output pair: label text (OCR), label artwork and drift, face "
+                    "identity, flicker, motion and structure fidelity, timing, exposure and colour. Writes "
+                    "qa_report.html (self-contained), metrics.csv (one row), frames.csv (per frame) and "
+                    "verdict.json into --out. Exit status: 0 when QA passes, 1 when it fails, 2 on bad input.",
+        epilog="facts.json example: {\"variant\": \"de-aqua500\", \"market\": \"de\", \"mode\": \"adhere\", "
+               "\"label\": {\"text\": \"AQUA FRESH 500 ml\", \"artwork\": \"de.png\", \"truth\": "
+               "\"demo_shot.truth.json\"}}. Paths are relative to the facts file. A label needs its place in the "
+               "source: 'track' (per-frame quads), 'truth' (a demo truth file) or 'corners' at 'frame'.",
+    )
+    p.add_argument("source", type=Path, help="the source shot")
+    p.add_argument("output", type=Path, help="the rendered variant to check")
+    p.add_argument("--facts", type=Path, help="facts JSON: expected label text/artwork, mode, keyframes, overrides")
+    p.add_argument("--out", type=Path, default=Path("build/qa"), help="report folder (default: build/qa)")
+    p.add_argument("--samples", type=int, default=9, help="frames read by OCR and face identity (default 9)")
+    p.set_defaults(func=cmd_qa)
+
+
+def cmd_qa(args: argparse.Namespace) -> int:
+    from qa.expectations import verdicts
+    from qa.facts import Facts, QaError, load_facts
+    from qa.metrics import measure_clips, metrics_table
+    from qa.report import write_report
+
+    if args.samples < 1:
+        raise QaError(f"--samples must be at least 1, got {args.samples}")
+    facts = load_facts(args.facts) if args.facts else Facts(variant=args.output.stem)
+    if args.facts and facts.variant == "variant":
+        facts = facts.model_copy(update={"variant": args.output.stem})
+    with progress_bar("checking", unit="frame") as bar:
+        result = measure_clips(args.source, args.output, facts, samples=args.samples, progress=bar)
+    table = metrics_table([result])
+    verdict = verdicts([result], table)[result.variant]
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "metrics.csv", index=False)
+    result.frames.to_csv(args.out / "frames.csv")
+    (args.out / "verdict.json").write_text(json.dumps(
+        {"variant": verdict.variant, "verdict": verdict.state, "reasons": verdict.reasons,
+         "failed": verdict.failed, "notes": result.notes}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    report = write_report([result], {result.variant: verdict}, args.out, title=f"QA: {args.output.name}")
+    print(f"{verdict.variant}: QA {verdict.state}")
+    for r in verdict.reasons:
+        print(f"  - {r}")
+    for n in result.notes:
+        print(f"  note: {n}")
+    print(f"report: {report}")
+    return 0 if verdict.passed else 1

@@ -1,0 +1,46 @@
+"""Shared pixel helpers for the checks: grey conversion, resizing to an analysis size, rectifying a quad."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def gray(frame: np.ndarray) -> np.ndarray:
+    """RGB uint8 -> grey uint8."""
+    import cv2
+
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(w, h) scaled so that the longer side is at most ``max_side`` (never enlarged), even numbers."""
+    s = min(1.0, max_side / max(width, height))
+    return max(2, int(round(width * s / 2)) * 2), max(2, int(round(height * s / 2)) * 2)
+
+
+def resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    if (frame.shape[1], frame.shape[0]) == tuple(size):
+        return frame
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def quad_size(corners: np.ndarray) -> tuple[float, float]:
+    """Mean width and height of a quad (tl, tr, br, bl) in pixels."""
+    c = np.asarray(corners, float)
+    w = (np.linalg.norm(c[1] - c[0]) + np.linalg.norm(c[2] - c[3])) / 2
+    h = (np.linalg.norm(c[3] - c[0]) + np.linalg.norm(c[2] - c[1])) / 2
+    return float(w), float(h)
+
+
+def rectify(frame: np.ndarray, corners: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Warp the quad ``corners`` (tl, tr, br, bl; pixel centres at integer coordinates) of ``frame`` to an
+    upright ``size`` = (w, h) image with a homography."""
+    import cv2
+
+    w, h = size
+    src = np.asarray(corners, np.float32)
+    dst = np.float32([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
+    m = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(frame, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

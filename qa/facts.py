@@ -1,0 +1,136 @@
+"""What QA needs to know about a variant besides its pixels: the facts file of ``ray32 qa``.
+
+A facts file is JSON (or a dict built by the campaign flow)::
+
+    {"variant": "de-aqua500-golden", "market": "de", "mode": "adhere",
+     "label": {"text": "AQUA FRESH 500 ml", "artwork": "labels/de.png",
+               "corners": [[x, y], [x, y], [x, y], [x, y]], "frame": 0,     # the quad in the source, tl tr br bl
+               "truth": "demo_shot.truth.json"},                           # or "track": per-frame quads
+     "identity": {"reference": "faces/lead.png"},                           # optional; default: the source's face
+     "keyframes": [{"time": "2.5", "guide": "guides/k1.png"}],
+     "grade": false,                                                        # true: a colour change is intended
+     "overrides": {"identity_distance_max": {"max": 0.5}}}                  # per-campaign thresholds
+
+Paths are relative to the facts file. ``facts_from_request`` builds the same from a planned variant's
+``request`` (the RenderRequest field names).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ray32.errors import Ray32Error
+
+
+class QaError(Ray32Error):
+    """Bad QA input: a facts file, a missing image, clips that cannot be compared."""
+
+
+class LabelFacts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    artwork: Path | None = None
+    corners: list[list[float]] | None = None
+    frame: int | str = 0
+    track: list[list[list[float]]] | None = None
+    truth: Path | None = None
+
+    @field_validator("corners")
+    @classmethod
+    def _four(cls, v):
+        if v is not None and (len(v) != 4 or any(len(p) != 2 for p in v)):
+            raise ValueError("corners must be four [x, y] points: top-left, top-right, bottom-right, bottom-left")
+        return v
+
+
+class IdentityFacts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reference: Path | None = None
+    check: bool = True
+
+
+class KeyframeFacts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    time: str | int | float
+    guide: Path | None = None
+
+
+class Facts(BaseModel):
+    """The facts of one variant (see the module docstring for the file format)."""
+
+    model_config = ConfigDict(extra="forbid")
+    variant: str = "variant"
+    variant_id: str | None = None
+    market: str | None = None
+    mode: Literal["adhere", "flex", "reimagine"] = "adhere"
+    label: LabelFacts | None = None
+    identity: IdentityFacts = Field(default_factory=IdentityFacts)
+    keyframes: list[KeyframeFacts] = Field(default_factory=list)
+    grade: bool = False
+    overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    def resolve(self, base: Path) -> "Facts":
+        """The same facts with relative paths made absolute against ``base`` (the facts file's folder)."""
+
+        def fix(p):
+            return p if p is None or p.is_absolute() else base / p
+
+        label = self.label.model_copy(update={"artwork": fix(self.label.artwork), "truth": fix(self.label.truth)}) \
+            if self.label else None
+        return self.model_copy(update={
+            "label": label,
+            "identity": self.identity.model_copy(update={"reference": fix(self.identity.reference)}),
+            "keyframes": [k.model_copy(update={"guide": fix(k.guide)}) for k in self.keyframes]})
+
+
+def _problems(ex: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in ex.errors())
+
+
+def parse_facts(data: dict[str, Any], *, where: str = "facts", base: Path | None = None) -> Facts:
+    """Validate a facts dict; every problem is named in one ``QaError``."""
+    try:
+        facts = Facts.model_validate(data)
+    except ValidationError as ex:
+        raise QaError(f"{where}: {_problems(ex)}") from ex
+    return facts.resolve(base) if base is not None else facts
+
+
+def load_facts(path: str | os.PathLike) -> Facts:
+    """Read and validate a facts JSON file; relative paths in it are relative to its folder.
+
+    Raises:
+        QaError: missing file, not JSON, or fields that are wrong (all named at once).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise QaError(f"{path}: facts file does not exist; write one (see 'ray32 qa --help') or leave --facts out")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as ex:
+        raise QaError(f"{path}: is not valid JSON ({ex})") from ex
+    if not isinstance(data, dict):
+        raise QaError(f"{path}: must hold a JSON object, got {type(data).__name__}")
+    return parse_facts(data, where=str(path), base=path.parent)
+
+
+def facts_from_request(request: dict, *, variant: str, variant_id: str | None = None, market: str | None = None,
+                       overrides: dict | None = None, base: Path | None = None) -> Facts:
+    """Facts from a planned variant's ``request`` (RenderRequest field names: label_swap, locks, keyframes,
+    mode, grade)."""
+    swap = request.get("label_swap") or None
+    face = next((lk for lk in request.get("locks", []) if lk.get("kind") == "face" and lk.get("reference")), None)
+    data = {
+        "variant": variant, "variant_id": variant_id, "market": market, "mode": request.get("mode", "adhere"),
+        "label": {"text": swap["text"], "artwork": swap.get("artwork"), "corners": swap.get("corners"),
+                  "frame": swap.get("frame", 0)} if swap else None,
+        "identity": {"reference": face["reference"]} if face else {},
+        "keyframes": [{"time": k["time"], "guide": k.get("guide")} for k in request.get("keyframes", [])],
+        "grade": bool(request.get("grade")), "overrides": overrides or {},
+    }
+    return parse_facts(data, where=f"variant {variant}", base=base)

@@ -1,0 +1,115 @@
+"""Reading label text: rapidocr (PP-OCR ONNX models that ship in the wheel) on a rectified label image.
+
+The engine is built once per process with DESIGN.md's settings (``Det.limit_type=max``,
+``Det.limit_side_len=960``); nothing is downloaded. Text comparison helpers (normalisation, character error
+rate) live here too so that every check compares text the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+OCR_PARAMS = {
+    "Det.limit_type": "max",
+    "Det.limit_side_len": 960,
+    "Global.use_cls": False,      # a rectified label is upright: the angle classifier only costs time
+    "Global.log_level": "error",
+}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class OcrLine:
+    text: str
+    score: float
+    box: np.ndarray  # (4, 2) in the image's pixels
+
+
+@dataclass(frozen=True)
+class OcrResult:
+    lines: tuple[OcrLine, ...]
+
+    @property
+    def text(self) -> str:
+        """The lines top to bottom, joined with single spaces."""
+        return " ".join(line.text for line in self.lines)
+
+    @property
+    def score(self) -> float:
+        """The lowest line confidence (0 when nothing was read)."""
+        return min((line.score for line in self.lines), default=0.0)
+
+
+@lru_cache(maxsize=1)
+def _engine():
+    from rapidocr import RapidOCR
+
+    return RapidOCR(params=dict(OCR_PARAMS))
+
+
+def read_text(image: np.ndarray) -> OcrResult:
+    """Read the text in an RGB image (a rectified label), lines ordered top to bottom.
+
+    Args:
+        image: (h, w, 3) uint8 RGB.
+
+    Returns:
+        ``OcrResult``; ``text`` joins the lines with spaces, empty when nothing was found.
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"read_text needs an (h, w, 3) RGB image, got shape {image.shape}")
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    with _lock:  # the ONNX sessions are shared; one call at a time
+        out = _engine()(bgr)
+    if out.txts is None or out.boxes is None:
+        return OcrResult(())
+    lines = [OcrLine(str(t).strip(), float(s), np.asarray(b, float))
+             for t, s, b in zip(out.txts, out.scores, out.boxes) if str(t).strip()]
+    lines.sort(key=lambda line: (round(line.box[:, 1].mean() / max(8.0, _line_height(line.box) * 0.6)),
+                                 line.box[:, 0].min()))
+    return OcrResult(tuple(lines))
+
+
+def _line_height(box: np.ndarray) -> float:
+    return float(box[:, 1].max() - box[:, 1].min())
+
+
+def normalise_text(text: str) -> str:
+    """Case-folded, accents kept, everything but letters and digits removed: ``"500 ml"`` -> ``"500ml"``."""
+    text = unicodedata.normalize("NFC", text).casefold()
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+_CONFUSABLE = str.maketrans({"o": "0", "l": "1", "i": "1", "|": "1"})
+
+
+def fold_confusables(text: str) -> str:
+    """``normalise_text`` with glyphs OCR confuses in print folded together (o/0, l/i/1):
+    ``"0,5 l"`` and ``"0,51"`` compare equal."""
+    return normalise_text(text).translate(_CONFUSABLE)
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance (insertions, deletions, substitutions) between two strings."""
+    if len(a) < len(b):
+        a, b = b, a
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def char_error_rate(read: str, expected: str) -> float:
+    """Character error rate of ``read`` against ``expected`` after ``normalise_text`` (0 = identical)."""
+    r, e = normalise_text(read), normalise_text(expected)
+    if not e:
+        return 0.0 if not r else 1.0
+    return levenshtein(r, e) / len(e)

@@ -1,0 +1,150 @@
+"""The QA report: one self-contained HTML file per run (jinja2, autoescaped).
+
+Summary counts; a card per variant with source vs output at first / middle / last and keyframe frames
+(JPEG, base64 inline), plots over time (OCR match, identity distance, flicker; inline SVG made with
+matplotlib's Agg/SVG backend), the failing frames with their timecodes, the verdict with its reasons and
+the approval state. Every user string (variant names, label text, reasons) is escaped by the template engine.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ray32.timecode import format_seconds, format_timecode
+
+TEMPLATE = "report.html.j2"
+KEY_METRICS = ("label_text_match_rate", "label_artwork_similarity_min", "label_drift_max_px",
+               "identity_distance_max", "flicker_max", "luma_jump_max", "motion_flow_error_max_px",
+               "motion_step_ratio_min", "motion_step_ratio_max", "structure_edge_min", "colour_shift_max",
+               "frame_count_delta", "keyframe_ssim_min", "max_cll_nits")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _plot_svg(qa, bounds: dict) -> str | None:
+    """Three stacked plots over time (OCR match, identity distance, flicker) as an inline <svg> string."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fr, fps = qa.frames, float(qa.fps)
+    panels = []
+    if "cer" in fr and fr["cer"].notna().any():
+        panels.append(("OCR match", (1 - fr["cer"].astype(float).clip(0, 1)).dropna(), None, "o-"))
+    if "identity_distance" in fr and fr["identity_distance"].notna().any():
+        hi = bounds.get("identity_distance_max", (None, None))[1]
+        panels.append(("identity distance", fr["identity_distance"].astype(float).dropna(), hi, "o-"))
+    if "flicker" in fr and fr["flicker"].notna().any():
+        hi = bounds.get("flicker_max", (None, None))[1]
+        panels.append(("flicker (grey levels)", fr["flicker"].astype(float).dropna(), hi, "-"))
+    if not panels:
+        return None
+    fig = Figure(figsize=(6.4, 1.45 * len(panels)), dpi=80)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    t_end = max(1, qa.frame_count - 1) / fps
+    for ax, (title, series, limit, style) in zip(axes, panels):
+        ax.plot(series.index.to_numpy() / fps, series.to_numpy(), style, color="#1f5fa8", markersize=3, lw=1.2)
+        if limit is not None:
+            ax.axhline(limit, color="#c0392b", lw=1, ls="--")
+        ax.set_ylabel(title, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_xlim(0, t_end)
+        if title == "OCR match":
+            ax.set_ylim(-0.05, 1.05)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("time (s)", fontsize=8)
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]  # drop the XML prolog and doctype: inline SVG in HTML
+
+
+def _card(qa, verdict, approval: dict | None) -> dict:
+    from qa.expectations import thresholds_for
+
+    fps = qa.fps
+    bounds = thresholds_for(qa.facts.mode, qa.facts.overrides, qa.facts.grade)
+    n = qa.frame_count
+    wanted = [("first", 0), ("middle", (n - 1) // 2), ("last", n - 1)] + [("keyframe", k) for k in qa.keyframes]
+    pairs = []
+    for what, i in wanted:
+        if i in qa.thumbs:
+            s, o = qa.thumbs[i]
+            pairs.append({"what": what, "frame": i, "tc": format_timecode(i, fps), "time": format_seconds(i / fps),
+                          "src": _b64(s), "out": _b64(o)})
+    failing = []
+    for reason, i in zip(verdict.reasons, verdict.frames):
+        item = {"reason": reason, "frame": i, "tc": None, "time": None, "src": None, "out": None}
+        if i is not None:
+            item.update(tc=format_timecode(i, fps), time=format_seconds(i / fps))
+            if i in qa.thumbs:
+                item.update(src=_b64(qa.thumbs[i][0]), out=_b64(qa.thumbs[i][1]))
+        failing.append(item)
+    metrics = []
+    for m in KEY_METRICS:
+        v = qa.summary.get(m)
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        lo, hi = bounds.get(m, (None, None))
+        if lo is not None and lo == hi:
+            bound = f"= {lo:g}"
+        else:
+            bound = " ".join(x for x in (None if lo is None else f"≥ {lo:g}", None if hi is None else f"≤ {hi:g}") if x)
+        metrics.append({"name": m, "value": f"{v:.3g}" if isinstance(v, float) else str(v),
+                        "bound": bound,
+                        "failed": m in verdict.failed})
+    approval = approval or {}
+    return {"variant": qa.variant, "variant_id": qa.facts.variant_id, "market": qa.facts.market,
+            "mode": qa.facts.mode, "label": qa.facts.label.text if qa.facts.label else None,
+            "verdict": verdict.state, "reasons": verdict.reasons, "failing": failing, "pairs": pairs,
+            "plot": _plot_svg(qa, bounds), "metrics": metrics, "notes": qa.notes,
+            "approval": approval.get("state", "awaiting review"), "approved_by": approval.get("by"),
+            "approved_at": approval.get("at"), "approval_note": approval.get("note")}
+
+
+def render_report(results: list, verdicts: dict, *, title: str = "QA report",
+                  approvals: dict[str, dict] | None = None) -> str:
+    """The report's HTML text.
+
+    Args:
+        results: ``qa.metrics.VariantQA`` of the run.
+        verdicts: variant -> ``qa.expectations.Verdict``.
+        title: the page title (escaped like every user string).
+        approvals: variant -> {"state": "approved"|"rejected"|..., "by", "at", "note"} when recorded.
+
+    Returns:
+        A complete HTML document with everything inline (no external files, scripts or fonts).
+    """
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    cards = [_card(r, verdicts[r.variant], (approvals or {}).get(r.variant)) for r in results]
+    counts = {"variants": len(cards), "pass": sum(c["verdict"] == "pass" for c in cards),
+              "fail": sum(c["verdict"] == "fail" for c in cards),
+              "approved": sum(c["approval"] == "approved" for c in cards)}
+    return env.get_template(TEMPLATE).render(
+        title=title, counts=counts, cards=cards,
+        generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def write_report(results: list, verdicts: dict, out_dir: str | os.PathLike, *, title: str = "QA report",
+                 approvals: dict[str, dict] | None = None, name: str = "qa_report.html") -> Path:
+    """Write the report into ``out_dir`` atomically (temp name, then rename) and return its path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    tmp = out_dir / f".{name}.partial"
+    tmp.write_text(render_report(results, verdicts, title=title, approvals=approvals), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

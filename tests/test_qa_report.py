@@ -1,0 +1,127 @@
+"""`ray32 qa` end to end on demo renders, and the HTML report opened in real headless Chromium: no console
+errors, a screenshot, a card per variant in the DOM, and hostile variant names / label texts escaped."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from flows.cli import main
+from qa.expectations import verdicts
+from qa.facts import parse_facts
+from qa.metrics import measure_clips
+from qa.report import write_report
+from tests.qa_data import MARKET, build
+
+CHROMIUM = "/usr/bin/chromium"
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return build(tmp_path_factory.getbasetemp() / "qa_demo")
+
+
+def write_facts(data, path: Path, **extra) -> Path:
+    facts = {"variant": "es-aqua", "market": "es", "mode": "adhere",
+             "label": {"text": " ".join(MARKET), "artwork": str(data["artwork"]), "truth": str(data["truth"])},
+             **extra}
+    path.write_text(json.dumps(facts, ensure_ascii=False))
+    return path
+
+
+def test_cli_passes_the_clean_swap(data, tmp_path, capsys):
+    facts = write_facts(data, tmp_path / "facts.json")
+    rc = main(["qa", str(data["source"]), str(data["good"]), "--facts", str(facts), "--out", str(tmp_path / "r"),
+               "--samples", "3"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "es-aqua: QA pass" in out
+    verdict = json.loads((tmp_path / "r" / "verdict.json").read_text())
+    assert verdict == {"variant": "es-aqua", "verdict": "pass", "reasons": [], "failed": {}, "notes": []}
+    html = (tmp_path / "r" / "qa_report.html").read_text()
+    assert 'data-variant="es-aqua"' in html and 'data-verdict="pass"' in html
+    metrics = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
+    assert metrics[0].startswith("variant,mode,grade,") and metrics[1].startswith("es-aqua,adhere,False,")
+
+
+def test_cli_fails_the_wrong_market_with_a_reason(data, tmp_path, capsys):
+    facts = write_facts(data, tmp_path / "facts.json")
+    rc = main(["qa", str(data["source"]), str(data["wrong"]), "--facts", str(facts), "--out", str(tmp_path / "r"),
+               "--samples", "3"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "label read as 'EAU FRAÎCHE 50 cl' at 00:00.00, expected 'AQUA FRESCA 500 ml'" in out
+    assert "label does not look like the market artwork" in out
+
+
+def test_cli_bad_input_is_one_message(data, tmp_path, capsys):
+    assert main(["qa", str(data["source"]), str(tmp_path / "none.mp4")]) == 2
+    assert f"{tmp_path / 'none.mp4'}: does not exist; check the path" in capsys.readouterr().err
+    facts = write_facts(data, tmp_path / "f.json", label={"text": "X"})
+    assert main(["qa", str(data["source"]), str(data["good"]), "--facts", str(facts)]) == 2
+    assert "label needs 'corners'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def report(data, tmp_path_factory):
+    """A run of three variants, one of them with a hostile name and label text."""
+    out = tmp_path_factory.mktemp("report")
+    common = {"artwork": str(data["artwork"]), "truth": str(data["truth"])}
+    runs = [("es-aqua", data["good"], " ".join(MARKET)), ("fr-wrong", data["wrong"], " ".join(MARKET)),
+            (f"x{HOSTILE}", data["good"], f"AQUA {HOSTILE}")]
+    results = [measure_clips(data["source"], clip, parse_facts({"variant": name, "market": "es",
+                                                                "label": {"text": text, **common}}), samples=3)
+               for name, clip, text in runs]
+    v = verdicts(results)
+    path = write_report(results, v, out, title=f"Run {HOSTILE}", approvals={"es-aqua": {"state": "approved",
+                                                                                         "by": "kim"}})
+    return path, v
+
+
+def chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp}", "--enable-logging=stderr", "--v=0", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def console_messages(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def test_console_check_catches_errors(tmp_path):
+    page = tmp_path / "bad.html"
+    page.write_text("<html><body><script>console.error('boom'); missing();</script></body></html>")
+    res = chromium(["--dump-dom", page.as_uri()], tmp_path / "profile")
+    assert any("boom" in m for m in console_messages(res.stderr)), res.stderr[-2000:]
+
+
+def test_report_in_chromium(report, tmp_path):
+    path, v = report
+    assert [x.state for x in v.values()] == ["pass", "fail", "fail"]
+    dom = chromium(["--dump-dom", path.as_uri()], tmp_path / "p1")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert console_messages(dom.stderr) == []
+    html = dom.stdout
+    cards = re.findall(r'<article class="card (\w+)" data-variant="([^"]*)"', html)
+    assert cards == [("pass", "es-aqua"), ("fail", "fr-wrong"), ("fail", "x&lt;script&gt;alert(1)&lt;/script&gt;")]
+    assert "<script" not in html.lower()                      # escaped everywhere: no script element at all
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html      # ... and shown as text
+    assert "approved · kim" in html and "awaiting review" in html
+    assert html.count("data:image/jpeg;base64,") >= 3 * 6     # source + output at first / middle / last
+    assert html.count("<svg") >= 3                           # the plots over time
+    assert "label read as 'EAU FRAÎCHE 50 cl'" in html
+    assert "expected 'AQUA &lt;script&gt;alert(1)&lt;/script&gt;'" in html
+    shot = tmp_path / "report.png"
+    res = chromium([f"--screenshot={shot}", "--window-size=1280,2000", "--hide-scrollbars", path.as_uri()],
+                   tmp_path / "p2")
+    assert res.returncode == 0 and shot.stat().st_size > 50_000
+    img = Image.open(shot)
+    assert img.size == (1280, 2000)
+    assert len(set(img.convert("L").resize((64, 100)).getdata())) > 20   # a real page, not a blank one
