@@ -105,7 +105,7 @@ def _variant_manifest(run: dict, v: dict, files: dict[str, str]) -> dict:
 
 def package_variant(run: dict, v: dict, runs_dir: Path, dest: Path) -> tuple[Path, bool]:
     """Build one variant's deliverable folder (temp folder, then rename). Returns (folder, changed)."""
-    src = mf.render_dir(runs_dir, run["campaign"], v["variant_id"])
+    src = mf.render_dir(runs_dir, run["campaign"], v.get("cache_key") or v["variant_id"])
     final = dest / v["axes"].get("market", "all") / v["slug"]
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{v['slug']}.", dir=final.parent))

@@ -12,6 +12,7 @@ import logging
 import os
 import pickle
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -147,9 +148,15 @@ def wanted_formats(ctx: RunContext, variant: dict) -> list[str]:
     return list(ctx.formats or variant.get("outputs") or variant["request"].get("outputs") or ["draft"])
 
 
+def cache_key(ctx: RunContext, variant: dict) -> str:
+    """The render cache key: the variant id, plus the engine when the run overrides the campaign's engine."""
+    vid = variant["variant_id"]
+    return vid if ctx.engine == variant.get("engine", ctx.engine) else f"{vid}.{ctx.engine}"
+
+
 def cached(ctx: RunContext, variant: dict) -> dict | None:
     """The finished render of ``variant`` holding every wanted format, or None."""
-    record = mf.cached_record(ctx.runs_dir, ctx.campaign, variant["variant_id"])
+    record = mf.cached_record(ctx.runs_dir, ctx.campaign, cache_key(ctx, variant))
     if record is None or not set(wanted_formats(ctx, variant)) <= set(record.get("outputs", {})):
         return None
     return record
@@ -178,9 +185,10 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
 
     formats = wanted_formats(ctx, variant)
     request = RenderRequest.model_validate({**absolute_request(variant["request"], ctx.root), "outputs": formats})
-    final = mf.render_dir(ctx.runs_dir, ctx.campaign, variant["variant_id"])
+    key = cache_key(ctx, variant)
+    final = mf.render_dir(ctx.runs_dir, ctx.campaign, key)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{variant['variant_id']}.", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
     try:
         t0 = time.perf_counter()
         engine, prepared = prepare(ctx, request)
@@ -193,7 +201,8 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
         t1 = time.perf_counter()
         qa = measure(ctx, variant, prepared, paths)
         t2 = time.perf_counter()
-        record = {"variant_id": variant["variant_id"], "slug": variant["slug"], "axes": variant["axes"],
+        record = {"variant_id": variant["variant_id"], "cache_key": key, "slug": variant["slug"],
+                  "axes": variant["axes"], "worker": {"host": socket.gethostname(), "pid": os.getpid()},
                   "engine": engine.name, "engine_version": engine.version,
                   "outputs": {fmt: Path(p).name for fmt, p in paths.items()},
                   "qa_file": "qa.pkl" if qa is not None else None,
@@ -206,7 +215,7 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
         try:
             os.replace(tmp, final)
         except OSError:  # another worker finished the same variant first: keep its result
-            if mf.cached_record(ctx.runs_dir, ctx.campaign, variant["variant_id"]) is None:
+            if mf.cached_record(ctx.runs_dir, ctx.campaign, key) is None:
                 shutil.rmtree(final, ignore_errors=True)
                 os.replace(tmp, final)
     finally:
@@ -254,11 +263,34 @@ def load_qa(ctx_runs_dir: str | os.PathLike, campaign: str, record: dict):
     if not record.get("qa_file"):
         return None
     try:
-        with open(mf.render_dir(ctx_runs_dir, campaign, record["variant_id"]) / record["qa_file"], "rb") as fh:
+        key = record.get("cache_key") or record["variant_id"]
+        with open(mf.render_dir(ctx_runs_dir, campaign, key) / record["qa_file"], "rb") as fh:
             return pickle.load(fh)
     except (OSError, pickle.UnpicklingError, EOFError) as ex:
         log.warning("QA measurements of %s unreadable: %s", record.get("slug"), ex)
         return None
+
+
+def write_run_report(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) -> Path:
+    """Write the run's QA report again from the verdicts in the manifest (after approvals changed)."""
+    from qa.expectations import Verdict
+    from qa.report import write_report
+
+    run_dir = Path(run_dir)
+    manifest = mf.load_manifest(run_dir)
+    results, found = [], {}
+    for slug, v in manifest["variants"].items():
+        if v.get("state") != "rendered" or not v.get("qa"):
+            continue
+        qa = load_qa(runs_dir, manifest["campaign"], {"variant_id": v["variant_id"], "slug": slug,
+                                                      "qa_file": v.get("qa_file"), "cache_key": v.get("cache_key")})
+        if qa is not None:
+            results.append(qa)
+            q = v["qa"]
+            found[slug] = Verdict(slug, q["verdict"] == "pass", q.get("reasons", []), q.get("failed", {}),
+                                  q.get("frames") or [None] * len(q.get("reasons", [])))
+    return write_report(results, found, run_dir, title=f"QA: campaign {manifest['campaign']}, run {manifest['run']}",
+                        approvals={s: v["approval"] for s, v in manifest["variants"].items() if v.get("approval")})
 
 
 def judge(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) -> dict:
@@ -279,7 +311,7 @@ def judge(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) -> dict:
         if v.get("state") != "rendered":
             continue
         qa = load_qa(runs_dir, manifest["campaign"], {"variant_id": v["variant_id"], "slug": slug,
-                                                      "qa_file": v.get("qa_file")})
+                                                      "qa_file": v.get("qa_file"), "cache_key": v.get("cache_key")})
         if qa is not None:
             results.append(qa)
     table = metrics_table(results) if results else None
@@ -293,7 +325,7 @@ def judge(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) -> dict:
         for slug, v in m["variants"].items():
             if slug in found:
                 vd = found[slug]
-                v["qa"] = {"verdict": vd.state, "reasons": vd.reasons, "failed": vd.failed}
+                v["qa"] = {"verdict": vd.state, "reasons": vd.reasons, "failed": vd.failed, "frames": vd.frames}
             elif v.get("state") == "rendered":
                 v["qa"] = {"verdict": "fail", "reasons": ["not checked: " + "; ".join(v.get("qa_notes") or [])],
                            "failed": {}}
@@ -337,7 +369,8 @@ def record_render(run_dir: str | os.PathLike, slug: str, record: dict | None, er
             v.update(state="rendered", cached=record.get("cached", False), outputs=record["outputs"],
                      qa_file=record.get("qa_file"), qa_summary=record.get("qa_summary"),
                      qa_notes=record.get("qa_notes"), timings=record.get("timings"),
-                     engine_version=record.get("engine_version"), render=str(Path("renders") / record["variant_id"]),
+                     engine_version=record.get("engine_version"), cache_key=record.get("cache_key"),
+                     worker=record.get("worker"),
                      frames=record.get("frames"), fps=record.get("fps"), width=record.get("width"),
                      height=record.get("height"))
             v.pop("error", None)

@@ -224,7 +224,7 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
         manifest = mf.update_manifest(run_dir, finish)
         if packaged:
             # the report again, now with the approvals
-            pipeline.judge(run_dir, runs_dir)
+            pipeline.write_run_report(run_dir, runs_dir)
     variants = manifest["variants"].values()
     return {"run_dir": str(run_dir), "report": str(run_dir / "qa_report.html"),
             "deliverables": packaged["folder"] if packaged else None,
@@ -235,10 +235,13 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
             "task_work_s": sum(sum((v.get("timings") or {}).values()) for v in variants if not v.get("cached"))}
 
 
-def task_runner(runner: str = "threads", address: str | None = None, workers: int | None = None):
+def task_runner(runner: str = "threads", address: str | None = None, workers: int | None = None,
+                gpus: int = 1):
     """The Prefect task runner for ``--runner``: ``threads`` (default), ``dask`` or ``ray``.
 
-    A Dask or Ray cluster needs a Prefect server (``PREFECT_API_URL``); ``address`` None starts a local cluster.
+    ``address`` None starts a local cluster that declares ``gpus`` GPU resources (renders of a GPU engine then
+    run one per GPU). A Dask or Ray cluster needs a Prefect server (``PREFECT_API_URL``): its workers report
+    task runs to it.
     """
     if runner == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner
@@ -250,20 +253,28 @@ def task_runner(runner: str = "threads", address: str | None = None, workers: in
         if address:
             return DaskTaskRunner(address=address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": workers or 2, "threads_per_worker": 1,
-                                              "processes": True, "resources": {"GPU": 1}})
+                                              "processes": True, "resources": {"GPU": gpus},
+                                              "dashboard_address": None})
     if runner == "ray":
         from prefect_ray import RayTaskRunner
 
-        return RayTaskRunner(address=address) if address else RayTaskRunner()
+        if address:
+            return RayTaskRunner(address=address)
+        repo = str(Path(__file__).resolve().parents[1])
+        path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)
+        return RayTaskRunner(init_kwargs={"num_cpus": workers or os.cpu_count() or 1, "num_gpus": gpus,
+                                          "include_dashboard": False,
+                                          "runtime_env": {"env_vars": {"PYTHONPATH": path}}})
     raise mf.RunError(f"unknown runner {runner!r}; use threads, dask or ray")
 
 
 def run_campaign(campaign_dir: str | os.PathLike, *, runner: str = "threads", address: str | None = None,
-                 workers: int | None = None, **kwargs) -> dict:
+                 workers: int | None = None, gpu_per_render: bool | None = None, **kwargs) -> dict:
     """Validate the campaign (before anything starts), then run ``campaign_flow`` on the chosen task runner.
 
     On Dask each render asks for one ``GPU`` resource when the engine is a GPU engine; on Ray for
-    ``num_gpus=1``. Keyword arguments are ``campaign_flow``'s.
+    ``num_gpus=1`` (``gpu_per_render`` forces or disables that; default: GPU engines only). Keyword arguments
+    are ``campaign_flow``'s.
 
     Raises:
         CampaignError: the campaign is broken. RunError: the campaign is already running; unknown runner.
@@ -278,8 +289,8 @@ def run_campaign(campaign_dir: str | os.PathLike, *, runner: str = "threads", ad
     # Refuse a second run early, with the same message the flow would give.
     with mf.campaign_lock(Path(kwargs.get("runs_dir", "runs")).resolve(), plan.campaign):
         pass
-    f = campaign_flow.with_options(task_runner=task_runner(runner, address, workers))
-    gpu = engine in GPU_ENGINES
+    f = campaign_flow.with_options(task_runner=task_runner(runner, address, workers, kwargs.get("gpus", 1)))
+    gpu = engine in GPU_ENGINES if gpu_per_render is None else gpu_per_render
     if runner == "dask" and gpu:
         import dask
 
