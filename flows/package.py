@@ -83,8 +83,10 @@ def poster_frame(video: str | os.PathLike, out: str | os.PathLike) -> Path | Non
     try:
         info = probe(video)
         mid = info.frame_count // 2
-        frame = next(f for i, f in iter_frames(info, start=f"{mid}f", end=f"{mid + 1}f"))
-    except (ShotError, StopIteration, ValueError) as ex:
+        # read to the end of the one-frame range: abandoning the decoder mid-stream can hang its threads
+        frames = [f for _, f in iter_frames(info, start=f"{mid}f", end=f"{mid + 1}f")]
+        frame = frames[0]
+    except (ShotError, IndexError, ValueError) as ex:
         log.warning("no poster frame from %s: %s", video, ex)
         return None
     Image.fromarray(frame).save(out, quality=90)
