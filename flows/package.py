@@ -75,21 +75,28 @@ def _replace_file(tmp: Path, final: Path) -> bool:
 
 
 def poster_frame(video: str | os.PathLike, out: str | os.PathLike) -> Path | None:
-    """Write the middle frame of ``video`` as a JPEG. Returns the path, or None when it cannot be decoded."""
+    """Write the middle frame of ``video`` as a JPEG. Returns the path, or None when it cannot be decoded.
+
+    Decodes with PyAV in one thread, from the start (a poster is one frame of a short clip)."""
+    import av
     from PIL import Image
 
-    from ray32.shot import ShotError, iter_frames, probe
-
     try:
-        info = probe(video)
-        mid = info.frame_count // 2
-        # read to the end of the one-frame range: abandoning the decoder mid-stream can hang its threads
-        frames = [f for _, f in iter_frames(info, start=f"{mid}f", end=f"{mid + 1}f")]
-        frame = frames[0]
-    except (ShotError, IndexError, ValueError) as ex:
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            mid = max(0, (stream.frames or 1) // 2)
+            frame = None
+            for i, f in enumerate(container.decode(stream)):
+                frame = f
+                if i >= mid:
+                    break
+            if frame is None:
+                raise ValueError("no frames")
+            image = frame.to_image()
+    except (av.error.FFmpegError, ValueError, IndexError) as ex:
         log.warning("no poster frame from %s: %s", video, ex)
         return None
-    Image.fromarray(frame).save(out, quality=90)
+    image.save(out, quality=90)
     return Path(out)
 
 

@@ -117,15 +117,16 @@ def test_unchanged_rerun_renders_nothing_and_packaging_is_idempotent(first, work
 
 def test_one_row_edit_rerenders_only_that_variant(first, work):
     camp, _ = first
-    # Drop the golden preset's LUT in the sheet: only the golden variant changes.
+    # Give the overcast row of the lighting sheet a LUT: only the overcast variant changes.
     lighting = camp / "matrix" / "csv" / "lighting.csv"
-    lighting.write_text(lighting.read_text().replace("luts/golden.cube", ""), encoding="utf-8")
+    lighting.write_text(lighting.read_text().replace("overcast,Soft overcast,", "overcast,Soft overcast,"
+                                                     "luts/golden.cube"), encoding="utf-8")
     edited = run_campaign(camp, runs_dir=str(work / "runs"), deliverables_dir=str(work / "deliv"), run="r3",
                           auto_approve=True, cache_dir=str(work / "cache"))
     assert edited["rendered"] == 1 and edited["cached"] == 1
     m = mf.load_manifest(edited["run_dir"])
-    assert m["variants"]["de-aqua500-golden"]["cached"] is False
-    assert m["variants"]["de-aqua500-overcast"]["cached"] is True
+    assert m["variants"]["de-aqua500-overcast"]["cached"] is False
+    assert m["variants"]["de-aqua500-golden"]["cached"] is True
 
 
 def test_failing_render_is_retried_then_failed_and_approval_rules(prefect_api, work):
