@@ -144,6 +144,38 @@ def prepare(ctx: RunContext, request, progress=None):
         return engine, _MEMO[key]
 
 
+def check_requests(ctx: RunContext, variants: list[dict]) -> None:
+    """Check every planned request against the engine, the export formats and the shot before any render.
+
+    Raises:
+        RunError: every variant whose request cannot be rendered, with the reason, together.
+    """
+    from pydantic import ValidationError
+
+    from ray32.engines import get_engine
+    from ray32.errors import Ray32Error
+    from ray32.export import available_formats
+    from ray32.request import RenderRequest
+
+    get_engine(ctx.engine)
+    shot = _shot(ctx)
+    problems = []
+    for v in variants:
+        try:
+            unknown = [f for f in wanted_formats(ctx, v) if f not in available_formats()]
+            if unknown:
+                raise Ray32Error(f"unknown export format(s) {', '.join(unknown)}; available: "
+                                 f"{', '.join(available_formats())}")
+            req = RenderRequest.model_validate({**absolute_request(v["request"], ctx.root),
+                                                "outputs": wanted_formats(ctx, v)})
+            req.check_times(shot.fps, shot.frame_count)
+        except (Ray32Error, ValidationError) as ex:
+            problems.append(f"{v['slug']}: {ex}")
+    if problems:
+        raise mf.RunError(f"campaign '{ctx.campaign}': {len(problems)} variant(s) cannot be rendered; nothing was "
+                          "rendered:\n  - " + "\n  - ".join(problems))
+
+
 def wanted_formats(ctx: RunContext, variant: dict) -> list[str]:
     return list(ctx.formats or variant.get("outputs") or variant["request"].get("outputs") or ["draft"])
 

@@ -54,8 +54,21 @@ def prepare_task(ctx: pipeline.RunContext, variant: dict) -> str:
     return prepared.key
 
 
+def _worth_retrying(task, task_run, state) -> bool:
+    """Retry failures of the engine or the machine, not bad input (a ``Ray32Error`` fails the same way again)."""
+    from ray32.errors import Ray32Error
+
+    try:
+        state.result()
+    except Ray32Error:
+        return False
+    except Exception:
+        return True
+    return True
+
+
 @task(name="render", task_run_name="{slug}", cache_policy=NO_CACHE, retries=RETRIES,
-      retry_delay_seconds=RETRY_DELAYS, tags=["ray32-render"])
+      retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_worth_retrying, tags=["ray32-render"])
 def render_task(slug: str, ctx: pipeline.RunContext, variant: dict, gpus: int = 0) -> dict:
     if gpus > 0 and ctx.engine in GPU_ENGINES:
         with _gpu_slot(gpus):
@@ -159,15 +172,18 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
         removed = mf.clean_partials(runs_dir, plan.campaign)
         if removed:
             log.info("removed %d unfinished render(s) of an interrupted run", removed)
+        todo = [v for v in plan.variants if pipeline.cached(ctx, v) is None]
+        if todo:
+            pipeline.check_requests(ctx, todo)  # bad requests stop the run here, all named, before any render
         run_dir = mf.campaign_dir(runs_dir, plan.campaign) / run
-        if (run_dir / mf.MANIFEST).is_file():
-            manifest = mf.load_manifest(run_dir)  # resuming a named run: keep its approvals
-        else:
-            manifest = pipeline.new_manifest(plan, ctx, run)
-            mf.save_manifest(run_dir, manifest)
+        manifest = pipeline.new_manifest(plan, ctx, run)
+        if (run_dir / mf.MANIFEST).is_file():  # resuming a named run: keep what it knows of unchanged variants
+            old = mf.load_manifest(run_dir)["variants"]
+            manifest["variants"] = {s: old[s] if s in old and old[s]["variant_id"] == v["variant_id"] else v
+                                    for s, v in manifest["variants"].items()}
+        mf.save_manifest(run_dir, manifest)
         mf.mark_latest(runs_dir, plan.campaign, run)
 
-        todo = [v for v in plan.variants if pipeline.cached(ctx, v) is None]
         done = [v for v in plan.variants if v not in todo]
         for v in done:
             pipeline.record_render(run_dir, v["slug"], {**pipeline.cached(ctx, v), "cached": True})
@@ -286,6 +302,10 @@ def run_campaign(campaign_dir: str | os.PathLike, *, runner: str = "threads", ad
     from ray32.engines import get_engine
 
     get_engine(engine)  # an unknown engine fails here, with the list of available ones
+    root = Path(campaign_dir).resolve()
+    pipeline.check_requests(pipeline.RunContext(
+        campaign=plan.campaign, root=str(root), source=str(root / plan.source), trim=plan.trim, runs_dir="",
+        engine=engine, formats=kwargs.get("formats")), plan.variants)
     # Refuse a second run early, with the same message the flow would give.
     with mf.campaign_lock(Path(kwargs.get("runs_dir", "runs")).resolve(), plan.campaign):
         pass

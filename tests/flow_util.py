@@ -15,16 +15,16 @@ DEMO = REPO / "campaigns" / "demo"
 PY = sys.executable
 
 
-def tiny_campaign(dest: Path, *, lighting=("golden", "overcast"), frames: int = 24) -> Path:
-    """A copy of the demo campaign reduced to one market, one product and ``lighting`` (2 variants), reading
-    the CSV sheets, on the first ``frames`` frames of the demo shot."""
+def tiny_campaign(dest: Path, *, lighting=("golden", "overcast"), markets=("de",), frames: int = 24) -> Path:
+    """A copy of the demo campaign reduced to ``markets``, one product and ``lighting`` (2 variants by default),
+    reading the CSV sheets, on the first ``frames`` frames of the demo shot."""
     shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("demo.xlsx"))
     text = (dest / "campaign.yaml").read_text(encoding="utf-8")
     text = text.replace("workbook: matrix/demo.xlsx", "csv: matrix/csv", 1)
     text = text.replace("  path: source/demo_shot.mp4\n", f"  path: source/demo_shot.mp4\n  trim: {{end: {frames}f}}\n", 1)
     (dest / "campaign.yaml").write_text(text, encoding="utf-8")
     csv = dest / "matrix" / "csv"
-    keep_rows(csv / "markets.csv", ["de"])
+    keep_rows(csv / "markets.csv", list(markets))
     keep_rows(csv / "products.csv", ["aqua500"])
     keep_rows(csv / "lighting.csv", list(lighting))
     (csv / "rules.csv").unlink()

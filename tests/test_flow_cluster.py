@@ -18,7 +18,7 @@ from flows.run import run_campaign
 
 
 def _run_on(runner: str, tmp_path: Path) -> dict:
-    camp = tiny_campaign(tmp_path / "camp", lighting=("golden", "neon"), frames=12)
+    camp = tiny_campaign(tmp_path / "camp", frames=12)
     result = run_campaign(camp, runner=runner, workers=2, gpu_per_render=True, gpus=1,
                           runs_dir=str(tmp_path / "runs"), deliverables_dir=str(tmp_path / "deliv"), run="c1",
                           auto_approve=True, cache_dir=str(tmp_path / "cache"))
@@ -26,7 +26,7 @@ def _run_on(runner: str, tmp_path: Path) -> dict:
     m = mf.load_manifest(result["run_dir"])
     workers = {v["worker"]["pid"] for v in m["variants"].values()}
     assert os.getpid() not in workers  # the renders ran in the cluster's worker processes
-    assert sorted(result["packaged"]) == ["de-aqua500-golden", "de-aqua500-neon"]
+    assert sorted(result["packaged"]) == ["de-aqua500-golden", "de-aqua500-overcast"]
     return result
 
 
@@ -43,7 +43,7 @@ def _task_runs(api: str, name: str) -> list:
 
 def test_dask_local_cluster(prefect_api, tmp_path):
     _run_on("dask", tmp_path)
-    runs = _task_runs(prefect_api, "de-aqua500-neon")  # task runs are named by slug on the server
+    runs = _task_runs(prefect_api, "de-aqua500-overcast")  # task runs are named by slug on the server
     assert runs and runs[-1].state.is_completed()
 
 
