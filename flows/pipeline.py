@@ -325,32 +325,61 @@ def write_run_report(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) ->
                         approvals={s: v["approval"] for s, v in manifest["variants"].items() if v.get("approval")})
 
 
-def judge(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) -> dict:
-    """Verdicts for every rendered variant of a run (one validation for the whole run), written into the
-    manifest, and the run's QA report (``qa_report.html`` in the run folder, with approvals shown).
+def _verdict_key(qa) -> str:
+    """What a verdict depends on besides the measurements: the thresholds, the mode, grade and overrides."""
+    import hashlib
+    import json
+
+    from qa.expectations import THRESHOLDS
+
+    payload = [THRESHOLDS, qa.facts.mode, qa.facts.grade, qa.facts.overrides, sorted(qa.summary.items())]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def judge(run_dir: str | os.PathLike, runs_dir: str | os.PathLike, *, report: bool = True) -> dict:
+    """Verdicts for every rendered variant of a run, written into the manifest, and the run's QA report
+    (``qa_report.html`` in the run folder, with approvals shown) when ``report``.
+
+    Variants judged before with the same measurements and thresholds keep their verdict (``verdict.json`` in
+    their render cache entry); the others are validated together in one Great Expectations pass.
 
     Returns:
-        ``{"report": path, "verdicts": {slug: "pass"|"fail"}}``.
+        ``{"report": path or None, "verdicts": {slug: "pass"|"fail"}}``.
     """
-    from qa.expectations import verdicts
+    from qa.expectations import Verdict, verdicts
     from qa.metrics import metrics_table
     from qa.report import write_report
 
     run_dir = Path(run_dir)
     manifest = mf.load_manifest(run_dir)
-    results = []
+    results, found, todo = [], {}, []
     for slug, v in manifest["variants"].items():
         if v.get("state") != "rendered":
             continue
         qa = load_qa(runs_dir, manifest["campaign"], {"variant_id": v["variant_id"], "slug": slug,
                                                       "qa_file": v.get("qa_file"), "cache_key": v.get("cache_key")})
-        if qa is not None:
-            results.append(qa)
-    table = metrics_table(results) if results else None
-    found = verdicts(results, table) if results else {}
-    if table is not None:
+        if qa is None:
+            continue
+        results.append(qa)
+        entry = mf.render_dir(runs_dir, manifest["campaign"], v.get("cache_key") or v["variant_id"])
+        try:
+            saved = mf.read_json(entry / "verdict.json")
+        except (OSError, ValueError):
+            saved = None
+        if saved and saved.get("key") == _verdict_key(qa):
+            q = saved["verdict"]
+            found[slug] = Verdict(slug, q["passed"], q["reasons"], q["failed"], q["frames"])
+        else:
+            todo.append((qa, entry))
+    if todo:
+        new = verdicts([qa for qa, _ in todo])
+        for qa, entry in todo:
+            vd = found[qa.variant] = new[qa.variant]
+            mf.write_json(entry / "verdict.json", {"key": _verdict_key(qa), "verdict": {
+                "passed": vd.passed, "reasons": vd.reasons, "failed": vd.failed, "frames": vd.frames}})
+    if results:
         tmp = run_dir / ".metrics.csv.partial"
-        table.to_csv(tmp, index=False)
+        metrics_table(results).to_csv(tmp, index=False)
         os.replace(tmp, run_dir / "metrics.csv")
 
     def record(m):
@@ -364,10 +393,13 @@ def judge(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) -> dict:
         m["report"] = "qa_report.html"
 
     manifest = mf.update_manifest(run_dir, record)
-    report = write_report(results, found, run_dir,
-                          title=f"QA: campaign {manifest['campaign']}, run {manifest['run']}",
-                          approvals={s: v["approval"] for s, v in manifest["variants"].items() if v.get("approval")})
-    return {"report": str(report), "verdicts": {s: vd.state for s, vd in found.items()}}
+    path = None
+    if report:
+        path = write_report(results, found, run_dir,
+                            title=f"QA: campaign {manifest['campaign']}, run {manifest['run']}",
+                            approvals={s: v["approval"] for s, v in manifest["variants"].items()
+                                       if v.get("approval")})
+    return {"report": str(path) if path else None, "verdicts": {s: vd.state for s, vd in found.items()}}
 
 
 def new_manifest(plan, ctx: RunContext, run: str) -> dict:

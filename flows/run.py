@@ -77,8 +77,8 @@ def render_task(slug: str, ctx: pipeline.RunContext, variant: dict, gpus: int = 
 
 
 @task(name="qa-report", cache_policy=NO_CACHE)
-def report_task(run_dir: str, runs_dir: str) -> dict:
-    return pipeline.judge(run_dir, runs_dir)
+def report_task(run_dir: str, runs_dir: str, report: bool = True) -> dict:
+    return pipeline.judge(run_dir, runs_dir, report=report)
 
 
 @task(name="package", cache_policy=NO_CACHE)
@@ -213,9 +213,10 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
                 finished += 1
                 bar(finished, len(plan.variants))
         t_judge = time.perf_counter()
-        report = report_task(str(run_dir), runs_dir)
+        # The report is written now when someone reviews it before packaging; else once, after packaging.
+        report_task(str(run_dir), runs_dir, report=review or not package)
         manifest = mf.load_manifest(run_dir)
-        _artifacts(manifest, report["report"])
+        _artifacts(manifest, str(run_dir / "qa_report.html"))
         if auto_approve:
             from flows.approval import record_decision
 
@@ -237,10 +238,10 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
                             "prepare_s": round(t_render - t_prep, 3), "render_s": round(t_judge - t_render, 3),
                             "judge_s": round(t_pack - t_judge, 3), "package_s": round(t_end - t_pack, 3)}
 
+        if package:
+            pipeline.write_run_report(run_dir, runs_dir)  # the report with the approvals
+        t_end = time.perf_counter()
         manifest = mf.update_manifest(run_dir, finish)
-        if packaged:
-            # the report again, now with the approvals
-            pipeline.write_run_report(run_dir, runs_dir)
     variants = manifest["variants"].values()
     return {"run_dir": str(run_dir), "report": str(run_dir / "qa_report.html"),
             "deliverables": packaged["folder"] if packaged else None,
