@@ -275,3 +275,14 @@ def test_folder_without_campaign_yaml(tmp_path):
     assert f"{tmp_path}/campaign.yaml: campaign.yaml not found in the campaign folder -> create it" in msg
     _, msg = plan_error(tmp_path / "nope")
     assert f"{tmp_path}/nope: campaign folder not found" in msg
+
+
+def test_yaml_and_sheet_problems_are_reported_together(camp):
+    edit_yaml(camp, "style: ", "colour: red\nstyle: ")
+    edit_csv(camp, "products", "aqua1l,", "aqua500,")
+    err, msg = plan_error(camp)
+    assert "campaign.yaml, key 'colour'" in msg and "unknown key" in msg
+    assert "matrix/csv/products.csv, sheet 'products', row 3, column A (key): 'aqua500' appears more than once" in msg
+    assert "matrix/csv/rules.csv, sheet 'rules', row 2, column C (product): unknown product 'aqua1l'; known: " \
+           "aqua500 -> use a key from the product sheet" in msg
+    assert len(err.problems) == 3

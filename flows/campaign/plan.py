@@ -18,7 +18,7 @@ from flows.campaign import expand as expansion
 from flows.campaign import ids, prompts
 from flows.campaign.errors import CampaignError, Problems
 from flows.campaign.sheets import Table, axis_columns, read_tables, rules_columns
-from flows.campaign.spec import SPEC_FILE, CampaignSpec, _load, _yaml_node_line, resolve_asset
+from flows.campaign.spec import SPEC_FILE, CampaignSpec, Matrix, _load, _yaml_node_line, resolve_asset
 from flows.campaign.validate import validate_tables
 
 log = logging.getLogger(__name__)
@@ -95,10 +95,10 @@ def _key_text(loc: tuple) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
 
 
-def _matrix_source(spec: CampaignSpec, root: Path, matrix: str | os.PathLike | None, problems: Problems):
+def _matrix_source(spec_matrix: Matrix, root: Path, matrix: str | os.PathLike | None, problems: Problems):
     """(workbook, csv_dir) relative to the campaign folder: campaign.yaml's, or the ``matrix`` override."""
     if matrix is None:
-        return spec.matrix.workbook, spec.matrix.csv
+        return spec_matrix.workbook, spec_matrix.csv
     p = Path(matrix)
     target = (p if p.is_absolute() else Path.cwd() / p).resolve()
     if not target.exists():
@@ -109,6 +109,67 @@ def _matrix_source(spec: CampaignSpec, root: Path, matrix: str | os.PathLike | N
         return None, None
     rel = target.relative_to(root.resolve()).as_posix()
     return (None, rel) if target.is_dir() else (rel, None)
+
+
+def _check_sheets(root: Path, spec_matrix: Matrix, matrix_override, problems: Problems, *, products: dict | None,
+                  lighting: dict | None, use_cache: bool):
+    """Read the sheets, bind their headers and check their rows. ``products`` / ``lighting`` (campaign.yaml's)
+    give the allowed keys; None when campaign.yaml is broken and they are not known.
+
+    Returns:
+        (tables, axis -> bound table, the rules table or None, check statistics).
+    """
+    workbook, csv_dir = _matrix_source(spec_matrix, root, matrix_override, problems)
+    sheet_names = list(dict.fromkeys(list(spec_matrix.axes.values()) +
+                                     ([spec_matrix.rules] if spec_matrix.rules else [])))
+    tables: dict[str, Table] = {}
+    if workbook or csv_dir:
+        tables = read_tables(root, workbook=workbook, csv_dir=csv_dir, sheets=sheet_names, problems=problems)
+    label_markets = sorted({m for p in (products or {}).values() for m in p.labels})
+    to_check = []
+    bound_axes = {}
+    for axis, sheet in spec_matrix.axes.items():
+        table = tables.get(sheet)
+        if table is None:
+            continue
+        cols = list(axis_columns(axis))
+        allowed, fix = None, ""
+        if axis == "market" and label_markets:
+            allowed, fix = label_markets, ("add the market's label under products.<product>.labels in "
+                                           "campaign.yaml, or correct the code")
+        elif axis == "product" and products:
+            allowed, fix = sorted(products), "add the product under products: in campaign.yaml, or correct it"
+        elif axis == "lighting" and lighting is not None:
+            allowed, fix = sorted(lighting), "add the preset under lighting: in campaign.yaml, or correct it"
+        if allowed is not None:
+            cols[0] = replace(cols[0], allowed=tuple(allowed), allowed_fix=fix)
+        cols = tuple(cols)
+        table.bind(cols, problems)
+        to_check.append((table, cols))
+        bound_axes[axis] = table
+    rules_table = tables.get(spec_matrix.rules) if spec_matrix.rules else None
+    if rules_table is not None:
+        keys = {a: [t.value(c, "key") for _, c in t.rows if t.value(c, "key")] for a, t in bound_axes.items()}
+        cols = rules_columns(keys)
+        rules_table.bind(cols, problems, allow_unknown=False)
+        to_check.append((rules_table, cols))
+    checks = validate_tables(to_check, root, problems, use_cache=use_cache) if to_check else {}
+    return tables, bound_axes, rules_table, checks
+
+
+def _sheet_problems_despite_spec(root: Path, matrix_override, use_cache: bool) -> list:
+    """When campaign.yaml has problems but its ``matrix`` part is sound, the sheets' problems too (without the
+    allowed keys that come from the broken file), so that one run reports everything it can."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((root / SPEC_FILE).read_text(encoding="utf-8"))
+        spec_matrix = Matrix.model_validate(data["matrix"])
+    except Exception:  # the YAML problems already say what is wrong with it
+        return []
+    problems = Problems()
+    _check_sheets(root, spec_matrix, matrix_override, problems, products=None, lighting=None, use_cache=use_cache)
+    return problems.items
 
 
 def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike | None = None,
@@ -129,7 +190,11 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
         CampaignError: every problem found in campaign.yaml, the sheets and the template, together.
     """
     root = Path(campaign_dir)
-    spec, node = _load(root)
+    try:
+        spec, node = _load(root)
+    except CampaignError as ex:
+        more = _sheet_problems_despite_spec(root, matrix, use_cache) if (root / SPEC_FILE).is_file() else []
+        raise CampaignError(ex.problems + more, campaign=ex.campaign) from None
     problems = Problems(spec.name)
 
     def yaml_problem(loc: tuple, message: str, fix: str, value=None):
@@ -153,41 +218,10 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
         log.info("engine %r is not in the static version table; its version is taken as '0'", spec.engine.name)
 
     # 2. Sheets: read, bind headers, check rows (Great Expectations).
-    workbook, csv_dir = _matrix_source(spec, root, matrix, problems)
-    sheet_names = list(dict.fromkeys(list(spec.matrix.axes.values()) +
-                                     ([spec.matrix.rules] if spec.matrix.rules else [])))
-    tables: dict[str, Table] = {}
-    if workbook or csv_dir:
-        tables = read_tables(root, workbook=workbook, csv_dir=csv_dir, sheets=sheet_names, problems=problems)
+    tables, bound_axes, rules_table, checks = _check_sheets(root, spec.matrix, matrix, problems,
+                                                            products=spec.products, lighting=spec.lighting,
+                                                            use_cache=use_cache)
     label_markets = sorted({m for p in spec.products.values() for m in p.labels})
-    to_check = []
-    bound_axes = {}
-    for axis, sheet in spec.matrix.axes.items():
-        table = tables.get(sheet)
-        if table is None:
-            continue
-        cols = list(axis_columns(axis))
-        allowed, fix = None, ""
-        if axis == "market" and label_markets:
-            allowed, fix = label_markets, ("add the market's label under products.<product>.labels in "
-                                           "campaign.yaml, or correct the code")
-        elif axis == "product" and spec.products:
-            allowed, fix = sorted(spec.products), "add the product under products: in campaign.yaml, or correct it"
-        elif axis == "lighting":
-            allowed, fix = sorted(spec.lighting), "add the preset under lighting: in campaign.yaml, or correct it"
-        if allowed is not None:
-            cols[0] = replace(cols[0], allowed=tuple(allowed), allowed_fix=fix)
-        cols = tuple(cols)
-        table.bind(cols, problems)
-        to_check.append((table, cols))
-        bound_axes[axis] = table
-    rules_table = tables.get(spec.matrix.rules) if spec.matrix.rules else None
-    if rules_table is not None:
-        keys = {a: [t.value(c, "key") for _, c in t.rows if t.value(c, "key")] for a, t in bound_axes.items()}
-        cols = rules_columns(keys)
-        rules_table.bind(cols, problems, allow_unknown=False)
-        to_check.append((rules_table, cols))
-    checks = validate_tables(to_check, root, problems, use_cache=use_cache) if to_check else {}
 
     # 3. Cross-checks between the sheets and campaign.yaml.
     axis_rows: dict[str, list[expansion.AxisRow]] = {}

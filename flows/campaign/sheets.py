@@ -96,7 +96,7 @@ def rules_columns(axes: dict[str, list[str]]) -> tuple[Column, ...]:
     cols = [Column("action", ("rule",), required=True, nonempty=True, allowed=("include", "exclude", "override"),
                    allowed_fix="use include, exclude or override")]
     for axis, keys in axes.items():
-        cols.append(Column(axis, (), allowed=tuple(keys) + ("*",),
+        cols.append(Column(axis, (), allowed=tuple(dict.fromkeys(keys)) + ("*",),
                            allowed_fix=f"use a key from the {axis} sheet, or '*' / empty for any"))
     return tuple(cols) + OVERRIDES
 

@@ -22,6 +22,8 @@ OUTPUT_FORMATS = ("draft", "hdr10", "hlg", "prores", "exr")
 """Formats the export layer writes (``ray32.export.available_formats``); kept here so planning imports nothing."""
 ASPECTS = ("9:16", "1:1", "4:5", "16:9", "21:9")
 MODES = ("adhere", "flex", "reimagine")
+RESERVED_AXES = {"campaign", "style", "must_stay", "axes", "extra_prompt", "mode", "label"}
+"""Names the prompt template already uses for other things (``reframe`` is the implicit last axis)."""
 
 Unit = Annotated[float, Field(ge=0, le=1)]
 Time = str | int | float
@@ -62,6 +64,10 @@ class Matrix(_Model):
                 raise ValueError(f"axis name {name!r} must be lower-case letters, digits and _")
         if "reframe" in v:
             raise ValueError("'reframe' is not a sheet axis: list reframe targets under the top-level 'reframe' key")
+        taken = sorted(set(v) & RESERVED_AXES)
+        if taken:
+            raise ValueError(f"axis name {taken[0]!r} is taken by a template variable; choose another name "
+                             f"(reserved: {', '.join(sorted(RESERVED_AXES))})")
         return v
 
 
