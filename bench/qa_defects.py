@@ -346,8 +346,8 @@ def measure_speed(src, clean, track, fps, repeats: int = 1) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--per-kind", type=int, default=12, help="seeded instances per defect kind (default 12)")
-    ap.add_argument("--clean", type=int, default=24, help="clean instances (markets x encodes, default 24)")
+    ap.add_argument("--per-kind", type=int, default=8, help="seeded instances per defect kind (default 8)")
+    ap.add_argument("--clean", type=int, default=16, help="clean instances (markets x encodes, default 16)")
     ap.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--no-speed", action="store_true", help="skip the frames/s measurement")

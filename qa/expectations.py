@@ -125,7 +125,8 @@ def validate(table: pd.DataFrame, overrides: dict[str, dict] | None = None) -> d
         return failed
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # it announces its temporary folders at INFO
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm bars from a library
     source = ctx.data_sources.add_pandas(name="qa")

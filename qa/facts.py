@@ -74,6 +74,20 @@ class Facts(BaseModel):
     grade: bool = False
     overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
 
+    @field_validator("overrides")
+    @classmethod
+    def _known_metrics(cls, v):
+        from qa.expectations import THRESHOLDS
+
+        known = THRESHOLDS["adhere"]
+        bad = sorted(set(v) - set(known))
+        if bad:
+            raise ValueError(f"unknown metric(s) {bad}; known metrics: {sorted(known)}")
+        for metric, spec in v.items():
+            if set(spec) - {"min", "max"}:
+                raise ValueError(f"{metric}: give 'min' and/or 'max', got {sorted(spec)}")
+        return v
+
     def resolve(self, base: Path) -> "Facts":
         """The same facts with relative paths made absolute against ``base`` (the facts file's folder)."""
 

@@ -152,14 +152,13 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             if s0.shape[:2] != o0.shape[:2]:
                 notes.append(f"output is {o0.shape[1]}x{o0.shape[0]}, source {s0.shape[1]}x{s0.shape[0]}: the "
                              "output is resized to the source's size for the pixel comparisons")
+        batch = [(i, s, o if o.shape[:2] == s.shape[:2] else resize(o, (s.shape[1], s.shape[0])))
+                 for i, s, o in batch]
         for i, s, o in batch:
-            if o.shape[:2] != s.shape[:2]:
-                o = resize(o, (s.shape[1], s.shape[0]))
-            if i in picks:
-                kept_src[i], kept_out[i] = s, o
+            if i in picks:  # copies: a view would keep the decoder's whole chunk alive
+                kept_src[i], kept_out[i] = s.copy(), o.copy()
         src_small = np.stack([resize(s, size) for _, s, _ in batch])
-        out_small = np.stack([resize(o if o.shape[:2] == s.shape[:2] else resize(o, (s.shape[1], s.shape[0])),
-                                     size) for _, s, o in batch])
+        out_small = np.stack([resize(o, size) for _, _, o in batch])
         tables["structure"].append(structure_check(src_small, out_small, first).frames)
         tables["exposure"].append(exposure_check(src_small, out_small, first).frames)
         if prev is not None:
@@ -316,9 +315,21 @@ def source_label_track(facts: Facts, source_path: Path, fps: Fraction, frame_cou
 
 
 def measure_clips(source_path: str | os.PathLike, output_path: str | os.PathLike, facts: Facts, *,
-                  samples: int = SAMPLES, analysis_side: int = ANALYSIS_SIDE,
-                  progress: Callable[[int, int], None] | None = None) -> VariantQA:
+                  samples: int = SAMPLES, analysis_side: int = ANALYSIS_SIDE, label_track=None,
+                  cache: dict | None = None, progress: Callable[[int, int], None] | None = None) -> VariantQA:
     """Probe and decode a source and an output clip and run every check (``measure_frames``).
+
+    Args:
+        source_path, output_path: the clips.
+        facts: the variant's facts (``qa.facts.load_facts`` / ``facts_from_request``).
+        samples, analysis_side: see ``measure_frames``.
+        label_track: the source's label track when the caller has it (``Prepared.label_track``: a
+            ``ray32.label_track.LabelTrack``, or frame -> (4, 2) quads); otherwise it comes from the facts.
+        cache: shared between variants of one source (see ``measure_frames``).
+        progress: ``progress(done, total)`` in frames.
+
+    Returns:
+        ``VariantQA`` (with ``max_cll_nits``/``max_fall_nits`` in the summary for HDR output).
 
     Raises:
         ShotError: a clip cannot be read. QaError: the facts name images that cannot be read.
@@ -338,11 +349,20 @@ def measure_clips(source_path: str | os.PathLike, output_path: str | os.PathLike
     for k in facts.keyframes:
         if k.guide is not None:
             guides[parse_time(k.time, src_info.fps)] = _image(k.guide, "keyframe guide")
-    track = source_label_track(facts, Path(source_path), src_info.fps, src_info.frame_count)
+    if label_track is not None and facts.label is not None:
+        if hasattr(label_track, "corners"):
+            corners = np.asarray(label_track.corners, float).copy()
+            corners[~np.asarray(label_track.valid, bool)] = np.nan  # weak fits are not guessed
+            track = {i: corners[i] for i in range(len(corners))}
+        else:
+            track = dict(label_track)
+    else:
+        track = source_label_track(facts, Path(source_path), src_info.fps, src_info.frame_count)
     qa = measure_frames(read_chunks(src_info), read_chunks(out_info), facts, fps=src_info.fps,
                         source_count=src_info.frame_count, output_count=out_info.frame_count,
                         output_fps=out_info.fps, label_track=track, artwork=artwork, identity_reference=reference,
-                        guides=guides, samples=samples, analysis_side=analysis_side, progress=progress)
+                        guides=guides, samples=samples, analysis_side=analysis_side, cache=cache,
+                        progress=progress)
     if out_info.dynamic_range not in ("SDR", "sdr"):
         from qa.checks.geometry import fit_size as _fit
         from ray32.shot import working_geometry

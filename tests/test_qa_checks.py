@@ -15,7 +15,7 @@ from qa.checks.motion import dis_flows, motion_check
 from qa.checks.structure import structure_check
 from qa.checks.temporal import temporal_check
 from qa.checks.timing import keyframe_check, timing_check
-from qa.ocr import char_error_rate, normalise_text, read_text
+from qa.ocr import char_error_rate, fold_confusables, normalise_text, read_text
 from ray32.demo_shot import make_label_art
 from tests.qa_data import MARKET, OTHER, build, frames
 
@@ -34,6 +34,8 @@ def test_text_helpers():
     assert normalise_text(" Aqua  FRESH 500 ml!") == "aquafresh500ml"
     assert char_error_rate("AQUA FRESH 500m", "AQUA FRESH 500ml") == pytest.approx(1 / 14)
     assert char_error_rate("", "AB") == 1.0
+    assert fold_confusables("MEERESBRISE 0,51") == fold_confusables("Meeresbrise 0,5 l")   # OCR's l/1
+    assert fold_confusables("AQUA FRESH 500m") != fold_confusables("AQUA FRESH 500ml")
 
 
 def test_ocr_reads_label_art():

@@ -86,6 +86,10 @@ def test_facts_errors_name_every_problem(tmp_path):
     msg = str(ex.value)
     assert str(bad) in msg and "mode: Input should be 'adhere', 'flex' or 'reimagine'" in msg
     assert "label.corners" in msg and "four [x, y] points" in msg and "extra" in msg
+    with pytest.raises(QaError, match=r"overrides: Value error, unknown metric\(s\) \['flicker'\]; known metrics: "):
+        parse_facts({"overrides": {"flicker": {"max": 2}}})
+    with pytest.raises(QaError, match="flicker_max: give 'min' and/or 'max', got \\['limit'\\]"):
+        parse_facts({"overrides": {"flicker_max": {"limit": 2}}})
     with pytest.raises(QaError, match="facts file does not exist"):
         load_facts(tmp_path / "missing.json")
     (tmp_path / "list.json").write_text("[1]")

@@ -16,7 +16,7 @@ from qa.expectations import verdicts
 from qa.facts import parse_facts
 from qa.metrics import measure_clips
 from qa.report import write_report
-from tests.qa_data import MARKET, build
+from tests.qa_data import MARKET, build, frames
 
 CHROMIUM = "/usr/bin/chromium"
 HOSTILE = "<script>alert(1)</script>"
@@ -36,7 +36,9 @@ def write_facts(data, path: Path, **extra) -> Path:
 
 
 def test_cli_passes_the_clean_swap(data, tmp_path, capsys):
-    facts = write_facts(data, tmp_path / "facts.json")
+    # The label's place given as corners on one frame: QA tracks it through the source (ray32.label_track).
+    facts = write_facts(data, tmp_path / "facts.json", label={
+        "text": " ".join(MARKET), "artwork": str(data["artwork"]), "corners": data["track"][5].tolist(), "frame": "5f"})
     rc = main(["qa", str(data["source"]), str(data["good"]), "--facts", str(facts), "--out", str(tmp_path / "r"),
                "--samples", "3"])
     out = capsys.readouterr().out
@@ -75,9 +77,14 @@ def report(data, tmp_path_factory):
     common = {"artwork": str(data["artwork"]), "truth": str(data["truth"])}
     runs = [("es-aqua", data["good"], " ".join(MARKET)), ("fr-wrong", data["wrong"], " ".join(MARKET)),
             (f"x{HOSTILE}", data["good"], f"AQUA {HOSTILE}")]
+    guide = out / "guide.png"
+    Image.fromarray(frames(data["good"])[12]).save(guide)   # the output must hit this at 0.5 s (frame 12)
     results = [measure_clips(data["source"], clip, parse_facts({"variant": name, "market": "es",
-                                                                "label": {"text": text, **common}}), samples=3)
+                                                                "label": {"text": text, **common},
+                                                                "keyframes": [{"time": "0.5", "guide": str(guide)}]}),
+                             samples=3)
                for name, clip, text in runs]
+    assert results[0].summary["keyframe_ssim_min"] > 0.95
     v = verdicts(results)
     path = write_report(results, v, out, title=f"Run {HOSTILE}", approvals={"es-aqua": {"state": "approved",
                                                                                          "by": "kim"}})
@@ -114,6 +121,7 @@ def test_report_in_chromium(report, tmp_path):
     assert "<script" not in html.lower()                      # escaped everywhere: no script element at all
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html      # ... and shown as text
     assert "approved · kim" in html and "awaiting review" in html
+    assert "keyframe · frame 12 · 00:00:00:12 (00:00.50)" in html
     assert html.count("data:image/jpeg;base64,") >= 3 * 6     # source + output at first / middle / last
     assert html.count("<svg") >= 3                           # the plots over time
     assert "label read as 'EAU FRAÎCHE 50 cl'" in html
@@ -124,4 +132,6 @@ def test_report_in_chromium(report, tmp_path):
     assert res.returncode == 0 and shot.stat().st_size > 50_000
     img = Image.open(shot)
     assert img.size == (1280, 2000)
-    assert len(set(img.convert("L").resize((64, 100)).getdata())) > 20   # a real page, not a blank one
+    import numpy as np
+
+    assert len(np.unique(np.asarray(img.convert("L").resize((64, 100))))) > 20   # a real page, not a blank one
