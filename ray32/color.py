@@ -150,6 +150,10 @@ def transform(src: str, dst: str, *, scale: float = 1.0):
     return group
 
 
+TABLE_MIN_PIXELS = 1 << 26
+"""Writers tabulate an 8-bit conversion (``Converter.use_table``) when a stream has at least this many pixels
+(about 32 frames of 1080p): below that, converting frame by frame is quicker than building the table."""
+
 _BIT_DEPTHS = {"uint8": "BIT_DEPTH_UINT8", "uint16": "BIT_DEPTH_UINT16", "float16": "BIT_DEPTH_F16",
                "float32": "BIT_DEPTH_F32"}
 
@@ -172,6 +176,22 @@ class Converter:
         self.identity = src == dst and self.scale == 1.0
         self._group = None if self.identity else transform(src, dst, scale=self.scale)
         self._cpu = {}
+        self._table = None
+
+    def use_table(self) -> None:
+        """For long 8-bit streams: tabulate OCIO's result for every 8-bit RGB code (2^24 entries, built once in
+        about the time of converting eight 1080p frames; 6 bytes an entry for uint16 output) and look codes up
+        instead; the results are identical to converting each frame."""
+        if self.identity or self._table is not None or self.out_dtype.itemsize > 2:
+            return
+        codes = np.arange(1 << 24, dtype=np.uint32)
+        rgb = np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.uint8)
+        out = self(rgb.reshape(1, 4096, 4096, 3)).reshape(-1, 3)
+        del rgb, codes
+        # One machine word an entry (RGB + one pad channel): a single gather per pixel.
+        packed = np.zeros((1 << 24, 4), self.out_dtype)
+        packed[:, :3] = out
+        self._table = packed.view(np.uint64 if self.out_dtype.itemsize == 2 else np.uint32).ravel()
 
     def _processor(self, in_dtype: np.dtype):
         import PyOpenColorIO as OCIO
@@ -192,6 +212,10 @@ class Converter:
             raise ColorError(f"frames must be uint8, uint16 or float32, got {frames.dtype}")
         if self.identity:
             return _requantise(frames, self.out_dtype)
+        if self._table is not None and frames.dtype == np.uint8:
+            idx = (frames[..., 0].astype(np.uint32) << 16) | (frames[..., 1].astype(np.uint32) << 8) | frames[..., 2]
+            got = np.take(self._table, idx).view(self.out_dtype).reshape(idx.shape + (4,))
+            return np.ascontiguousarray(got[..., :3])
         h, w = frames.shape[-3], frames.shape[-2]
         src = frames.reshape(-1, w, 3)
         rows = src.shape[0]

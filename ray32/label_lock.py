@@ -29,6 +29,10 @@ from ray32.errors import Ray32Error
 log = logging.getLogger(__name__)
 
 
+LIGHT_SIDE = 64
+"""Height in pixels at which the light on the label is estimated."""
+
+
 class LabelArtError(Ray32Error):
     """Label artwork that cannot be used (missing, unreadable, empty)."""
 
@@ -107,10 +111,18 @@ class LabelSwapper:
         art_lin = self.lut[artwork].mean(axis=2)
         self.art_white = float(np.percentile(art_lin, 95)) or 1.0
         self._art_cache: dict[tuple[int, int], np.ndarray] = {}
+        self._inverse = None
 
     def _encode(self, lin: np.ndarray) -> np.ndarray:
-        codes = np.interp(lin, self.lut, np.arange(256, dtype=np.float32))
-        return codes.astype(np.float32)
+        """Linear light -> code values (float), by inverting the OCIO decoding table: a dense table indexed by
+        sqrt(linear), which is fine near black where the transfer is steep."""
+        if self._inverse is None:
+            grid = np.linspace(0.0, 1.0, 8192, dtype=np.float64)
+            top = float(self.lut[-1])
+            self._inverse = (np.interp(grid * grid * top, self.lut, np.arange(256)).astype(np.float32), top)
+        table, top = self._inverse
+        idx = np.sqrt(np.clip(lin, 0.0, top) / top) * (len(table) - 1)
+        return table[(idx + 0.5).astype(np.int32)]
 
     def _art_at(self, w: int, h: int) -> np.ndarray:
         import cv2
@@ -121,12 +133,14 @@ class LabelSwapper:
                 self._art_cache.clear()
             small = cv2.resize(self.artwork, (w, h), interpolation=cv2.INTER_AREA if w < self.artwork.shape[1]
                                else cv2.INTER_CUBIC)
-            self._art_cache[key] = self.lut[small]
+            self._art_cache[key] = cv2.LUT(small, self.lut)
         return self._art_cache[key]
 
-    def apply(self, frame: np.ndarray, corners: np.ndarray) -> np.ndarray:
-        """Swap the label on one (h, w, 3) uint8 frame whose label has ``corners`` (4, 2); returns a new frame.
-        Pixels farther than about two pixels from the quad are not touched."""
+    def apply(self, frame: np.ndarray, corners: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+        """Swap the label on one (h, w, 3) uint8 frame whose label has ``corners`` (4, 2).
+
+        Returns a new frame, or ``frame`` itself changed when ``inplace``. Pixels farther than about two pixels
+        from the quad are not touched."""
         import cv2
 
         corners = np.asarray(corners, dtype=np.float64)
@@ -152,11 +166,15 @@ class LabelSwapper:
         # 1-2. The source label, unwarped, and the light on it (ink removed by a closing, then smoothed).
         src_rect = cv2.warpPerspective(roi, H, (wr, hr), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                        borderMode=cv2.BORDER_REPLICATE)
-        lum = self.lut[src_rect].mean(axis=2)
-        k = max(3, int(round(0.22 * hr)) | 1)
+        lum = cv2.LUT(src_rect, self.lut).mean(axis=2)
+        # The light varies slowly: estimate it on a copy about LIGHT_SIDE pixels high, then scale it back up.
+        s = min(1.0, LIGHT_SIDE / hr)
+        small = cv2.resize(lum, (max(4, round(wr * s)), max(4, round(hr * s))), interpolation=cv2.INTER_AREA)
+        k = max(3, int(round(0.22 * small.shape[0])) | 1)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-        light = cv2.morphologyEx(lum, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REFLECT)
+        light = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REFLECT)
         light = cv2.GaussianBlur(light, (0, 0), max(1.0, k / 4), borderType=cv2.BORDER_REFLECT)
+        light = cv2.resize(light, (wr, hr), interpolation=cv2.INTER_LINEAR)
 
         # 3. The artwork under that light, back to code values.
         art = self._art_at(wr, hr)
@@ -180,9 +198,10 @@ class LabelSwapper:
             if extra > 0.25:
                 new = cv2.GaussianBlur(new, (0, 0), extra)
 
-        out = frame.copy()
+        out = frame if inplace else frame.copy()
         a = alpha[..., None]
-        blended = roi.astype(np.float32) * (1 - a) + new * a
+        blended = roi.astype(np.float32)
+        blended += (new - blended) * a
         touched = alpha > 0
         region = out[y0:y1, x0:x1]
         region[touched] = np.clip(blended[touched] + 0.5, 0, 255).astype(np.uint8)
@@ -209,8 +228,8 @@ def apply_label_lock(chunks: Iterable[np.ndarray], track, artwork: np.ndarray, *
     i = first
     weak = []
     for chunk in chunks:
-        out = np.empty_like(chunk)
-        for k, frame in enumerate(chunk):
+        out = np.array(chunk, dtype=np.uint8, copy=True)
+        for k, frame in enumerate(out):
             if i >= len(track):
                 raise Ray32Error(f"label lock: frame {i} is past the track's {len(track)} frames")
             corners = track.corners[i]
@@ -219,7 +238,7 @@ def apply_label_lock(chunks: Iterable[np.ndarray], track, artwork: np.ndarray, *
                 corners = geometry.to_working(corners + 0.5) - 0.5
             if not track.valid[i]:
                 weak.append(i)
-            out[k] = swapper.apply(frame, corners)
+            swapper.apply(frame, corners, inplace=True)
             i += 1
         yield out
     if weak:

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -308,8 +308,3 @@ def track_label(shot_or_frames, ref_frame: int, ref_corners, progress: Callable[
             progress(i + 1, len(frames))
     return tracker.finish()
 
-
-def iter_quads(track: LabelTrack, frames: Iterable[int]) -> Iterable[tuple[int, np.ndarray, bool]]:
-    """``(frame, corners, valid)`` for the given frame indices."""
-    for i in frames:
-        yield i, track.corners[i], bool(track.valid[i])

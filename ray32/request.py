@@ -127,7 +127,7 @@ class GradeKey(_Model):
     """The grade at one time; a field left out takes the base grade's value."""
 
     time: TimeValue
-    temperature: float | None = Field(default=None, ge=1000, le=40000)
+    temperature: float | None = Field(default=None, ge=1000, le=15000)
     tint: float | None = Field(default=None, ge=-1, le=1)
     exposure: float | None = Field(default=None, ge=-10, le=10)
     contrast: float | None = Field(default=None, gt=0, le=4)
@@ -143,14 +143,15 @@ class Grade(_Model):
     """Relight by grade, applied in linear light.
 
     ``temperature`` is the colour temperature of the light the shot should look lit by, in kelvin: 6500 (D65)
-    leaves the colour as it is, lower is warmer (3200 = tungsten, 2700 = candle-like), higher is cooler.
+    leaves the colour as it is, lower is warmer (3200 = tungsten, 2700 = candle-like), higher is cooler
+    (1000..15000 K, the range of the Planckian-locus approximation used).
     ``tint`` moves along green (-) / magenta (+). ``exposure`` is in stops; ``contrast`` scales around mid
     grey in log space (1 = unchanged); ``saturation`` 1 = unchanged, 0 = grey. ``lut`` is a .cube file applied
     last, to the source's encoded values. ``keyframes`` interpolate these values over time (for example light
     warming during the shot).
     """
 
-    temperature: float = Field(default=6500, ge=1000, le=40000)
+    temperature: float = Field(default=6500, ge=1000, le=15000)
     tint: float = Field(default=0, ge=-1, le=1)
     exposure: float = Field(default=0, ge=-10, le=10)
     contrast: float = Field(default=1, gt=0, le=4)

@@ -61,15 +61,21 @@ def test_render_swaps_the_label_in_the_exported_draft(demo, tmp_path, capsys):
         assert "BRISE" in text and "MARINE" in text and "AQUA" not in text, (i, text)
 
 
-def test_render_reframe_writes_the_crop_size(demo, tmp_path, capsys):
+def test_render_reframe_writes_the_crop_size_in_every_format(demo, tmp_path, capsys):
     d, truth, art, cache = demo
     rc = main(["render", str(d.path), "--reframe", "9:16", "--end", "12f", "--out-dir", str(tmp_path),
-               "--stem", "vertical", "--cache-dir", str(cache)])
+               "--stem", "vertical", "--out", "draft,exr", "--cache-dir", str(cache)])
     assert rc == 0, capsys.readouterr().err
     probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
                             "stream=width,height", "-of", "csv=p=0", str(tmp_path / "vertical_draft.mp4")],
                            capture_output=True, text=True, check=True).stdout.strip()
     assert probe == "304,540"
+    exrs = sorted((tmp_path / "vertical_exr").glob("*.exr"))
+    assert len(exrs) == 12
+    import OpenEXR
+
+    with OpenEXR.File(str(exrs[0])) as f:
+        assert f.header()["dataWindow"][1].tolist() == [303, 539]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -108,3 +108,13 @@ def test_registry_lists_composite_and_names_unknown_engines():
     assert engine.name == "composite" and engine.version
     with pytest.raises(EngineError, match=r"unknown engine 'nope'; available here: composite"):
         get_engine("nope")
+
+
+def test_check_times_fails_on_any_bad_time_before_work():
+    ok = RenderRequest(keyframes=[{"time": "1", "prompt": "a"}], grade={"keyframes": [{"time": "2", "exposure": 1}]},
+                       label_swap={"artwork": "a.png", "text": "X", "frame": "0.5s",
+                                   "corners": [[0, 0], [10, 0], [10, 5], [0, 5]]})
+    ok.check_times(FPS, 72)
+    bad = ok.model_copy(update={"label_swap": ok.label_swap.model_copy(update={"frame": 99})})
+    with pytest.raises(RequestError, match="label_swap.frame 99 is frame 99, outside"):
+        bad.check_times(FPS, 72)

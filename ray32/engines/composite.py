@@ -52,6 +52,11 @@ class CompositeEngine(Engine):
                     track.ref_corners, np.asarray(request.label_swap.corners, dtype=np.float64), atol=1e-3):
                 raise EngineError("the label swap's corners/frame differ from what the shot was prepared with; "
                                   "prepare it with engine.prepare_settings(request, shot)")
+            weak = np.flatnonzero(~track.valid)
+            if len(weak):
+                log.warning("label swap: %d frame(s) where the label track is weak or occluded use corners "
+                            "interpolated from their neighbours (frames %s); check them", len(weak),
+                            ", ".join(map(str, weak[:20])) + (" ..." if len(weak) > 20 else ""))
         request.resolve_grade_keys(shot.fps, shot.frame_count)  # raises on keys outside the shot
         ignored = [name for name, on in (("prompt", bool(request.prompt)), ("keyframes", bool(request.keyframes)),
                                          ("motion_adherence", request.motion_adherence is not None),
@@ -89,29 +94,31 @@ class CompositeEngine(Engine):
         crop = self._crop_plan(prepared, request)
         # 3. Stream.
         done = 0
-        for chunk in read_chunks(shot, chunk_frames=self.chunk_frames, cancel=cancel):
-            frames = chunk.frames
-            out = None
-            for k in range(len(frames)):
-                i = chunk.first - shot.first + k
-                f = frames[k]
-                if swapper is not None:
-                    f = swapper.apply(f, prepared.label_track.corners[i])
-                if grader is not None:
-                    f = grader.apply(i, f)  # in place: the chunk is ours (or the swap's copy)
-                if crop is not None:
-                    f = crop.crop(i, f)
-                if out is None:
-                    out = np.empty((len(frames),) + f.shape, np.uint8)
-                out[k] = f
-            done += len(frames)
-            yield out
-            if progress:
-                progress(done, n)
-            if cancel is not None and cancel():
-                return
-        if grader is not None:
-            grader.close()
+        try:
+            for chunk in read_chunks(shot, chunk_frames=self.chunk_frames, cancel=cancel):
+                frames = chunk.frames
+                out = None
+                for k in range(len(frames)):
+                    i = chunk.first - shot.first + k
+                    f = frames[k]
+                    if swapper is not None:
+                        f = swapper.apply(f, prepared.label_track.corners[i], inplace=True)
+                    if grader is not None:
+                        f = grader.apply(i, f)  # in place: the chunk's buffer is ours
+                    if crop is not None:
+                        f = crop.crop(i, f)
+                    if out is None:
+                        out = np.empty((len(frames),) + f.shape, np.uint8)
+                    out[k] = f
+                done += len(frames)
+                yield out
+                if progress:
+                    progress(done, n)
+                if cancel is not None and cancel():
+                    return
+        finally:
+            if grader is not None:
+                grader.close()
 
     def _swapper(self, shot, request):
         if request.label_swap is None:

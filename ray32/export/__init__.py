@@ -37,7 +37,7 @@ import numpy as np
 
 from ray32.export._common import ExportError, Writer
 
-__all__ = ["ExportError", "Writer", "available_formats", "open_writer", "export_stream", "FORMATS"]
+__all__ = ["ExportError", "Writer", "available_formats", "format_options", "open_writer", "export_stream", "FORMATS"]
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ class AudioTrack:
         self.end = self.begin + math.floor(duration * self.rate + Fraction(1, 2))
         self.out = 0  # samples muxed so far
         self._src = av.open(str(info.path))
-        stream = self._src.streams.get(audio=0)[0] if hasattr(self._src.streams, "get") else self._src.streams.audio[0]
+        stream = self._src.streams.audio[0]
         self._video_start = Fraction(info.start_pts) * info.time_base
         self._frames = self._src.decode(stream)
         self._pending = None  # (first source sample, frame) not yet used

@@ -126,6 +126,7 @@ class Writer:
         self.written = 0
         self.path: Path | None = None  # the final path, set by subclasses
         self._done = False
+        self._aborted = False
 
     def write(self, frames) -> None:
         """Append frames (any failure aborts the writer): (n, h, w, 3) uint8/uint16 RGB code values in the source's encoding, or float32 linear
@@ -164,6 +165,8 @@ class Writer:
         Raises:
             ExportError: fewer frames than announced, or finishing failed; nothing is left behind then.
         """
+        if self._aborted:
+            raise ExportError(f"{self.fmt}: the writer was aborted; nothing was written")
         if self._done:
             return self.path
         try:
@@ -186,6 +189,7 @@ class Writer:
     def abort(self) -> None:
         """Stop and remove everything written so far (safe to call more than once)."""
         self._done = True
+        self._aborted = True
         try:
             self._cleanup()
         except Exception:  # abort must not raise over the error that caused it

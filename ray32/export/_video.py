@@ -3,6 +3,7 @@ Y'CbCr with the output's matrix, encoding with the source's exact timing, the so
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,12 +64,14 @@ class VideoWriter(Writer):
         dtype = np.uint8 if bits == 8 else np.uint16
         scale = color.white_scale(self.src_space, output_space)
         self._from_codes = color.Converter(self.src_space, output_space, scale=scale, out_dtype=dtype)
+        if frame_count * width * height >= color.TABLE_MIN_PIXELS:
+            self._table_pending = True  # built on the first 8-bit chunk (engines may hand float frames instead)
         # Float frames are linear working-space light with the source's white: the same gain applies.
         self._from_linear = color.Converter(color.WORKING_SPACE, output_space, scale=scale, out_dtype=dtype)
         primaries, transfer, matrix = color.VIDEO_TAGS[output_space]
         self.matrix = matrix
         self.container = av.open(str(self.tmp), "w", format=container_format,
-                                 options={"movflags": "+faststart"} if container_format == "mp4" else {})
+                                 options={"movflags": "+faststart" if container_format == "mp4" else "+write_colr"})
         try:
             s = self.container.add_stream(codec, rate=fps)
             s.width, s.height, s.pix_fmt = self.out_w, self.out_h, pix_fmt
@@ -77,6 +80,7 @@ class VideoWriter(Writer):
             cc.color_primaries, cc.color_trc = PRIMARIES[primaries], TRANSFER[transfer]
             cc.colorspace, cc.color_range = MATRIX[matrix], 1  # 1 = limited ("tv") range
             s.options = dict(codec_options or {})
+            s.thread_type = "AUTO"  # frame/slice threads where the encoder has them (prores_ks: slices)
             self.stream = s
             self.pix_fmt = pix_fmt
             self.audio = None
@@ -88,10 +92,16 @@ class VideoWriter(Writer):
             raise
 
     # ------------------------------------------------------------------------------------------ conversion
+    _table_pending = False
+
     def convert(self, frames: np.ndarray) -> np.ndarray:
         """Frames (uint codes in the source's space, or float32 linear) -> RGB codes in the output space."""
-        conv = self._from_linear if frames.dtype == np.float32 else self._from_codes
-        return conv(frames)
+        if frames.dtype == np.float32:
+            return self._from_linear(frames)
+        if self._table_pending and frames.dtype == np.uint8:
+            self._from_codes.use_table()
+            self._table_pending = False
+        return self._from_codes(frames)
 
     def to_video_frame(self, rgb: np.ndarray, index: int):
         """One RGB frame of output codes -> an encoder-ready frame (scaled, Y'CbCr, limited range)."""
@@ -101,9 +111,16 @@ class VideoWriter(Writer):
         frame = frame.reformat(width=self.out_w, height=self.out_h, format=self.pix_fmt,
                                dst_colorspace=SWS_MATRIX[self.matrix], dst_color_range="MPEG",
                                interpolation="AREA")
+        self.tag(frame)
         frame.pts = index
-        frame.time_base = 1 / self.fps
         return frame
+
+    def tag(self, frame) -> None:
+        """Colour tags and time base on an encoder-ready frame (some encoders, e.g. prores_ks, read the frame's)."""
+        cc = self.stream.codec_context
+        frame.color_primaries, frame.color_trc = cc.color_primaries, cc.color_trc
+        frame.colorspace, frame.color_range = cc.colorspace, cc.color_range
+        frame.time_base = 1 / self.fps
 
     def encode(self, frame) -> None:
         for packet in self.stream.encode(frame):
@@ -127,8 +144,6 @@ class VideoWriter(Writer):
             self.audio.finish()
         self.container.close()
         self.container = None
-        import os
-
         os.replace(self.tmp, self.path)
         return self.path
 
