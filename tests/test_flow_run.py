@@ -197,3 +197,19 @@ def test_broken_campaign_stops_before_any_render(prefect_api, work, capsys):
     assert "1 variant(s) cannot be rendered; nothing was rendered" in str(info.value)
     assert "de-aqua500-neon: grade key 2 at '2.5' is frame 60, outside the shot (frames 0..23" in str(info.value)
     assert not (work / "runs_b").exists()
+
+
+def test_demo_command_probes_the_shot_then_runs_the_campaign(first, work, capsys, monkeypatch):
+    camp, _ = first
+    monkeypatch.chdir(work)
+    from flows.cli import main
+
+    assert main(["demo", "--out", str(work / "shot"), "--campaign", str(camp), "--runs-dir", "runs",
+                 "--deliverables", "deliv"]) == 0
+    out = capsys.readouterr().out
+    assert f"demo shot:    {work / 'shot' / 'demo_shot.mp4'}" in out and "960" in out  # the probe printout
+    lines = {ln.split(":", 1)[0]: ln.split(":", 1)[1].strip() for ln in out.splitlines() if ":" in ln}
+    report = Path(lines["QA report"])
+    deliverables = Path(lines["deliverables"].split(" (")[0])
+    assert report.is_file() and (work / deliverables / "timeline.otio").is_file()
+    assert "(2 variants packaged)" in lines["deliverables"]
