@@ -79,7 +79,6 @@ def poster_frame(video: str | os.PathLike, out: str | os.PathLike) -> Path | Non
 
     Decodes with PyAV in one thread, from the start (a poster is one frame of a short clip)."""
     import av
-    from PIL import Image
 
     try:
         with av.open(str(video)) as container:

@@ -21,7 +21,8 @@ def tiny_campaign(dest: Path, *, lighting=("golden", "overcast"), markets=("de",
     shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("demo.xlsx"))
     text = (dest / "campaign.yaml").read_text(encoding="utf-8")
     text = text.replace("workbook: matrix/demo.xlsx", "csv: matrix/csv", 1)
-    text = text.replace("  path: source/demo_shot.mp4\n", f"  path: source/demo_shot.mp4\n  trim: {{end: {frames}f}}\n", 1)
+    text = text.replace("  path: source/demo_shot.mp4\n",
+                        f"  path: source/demo_shot.mp4\n  trim: {{end: {frames}f}}\n", 1)
     (dest / "campaign.yaml").write_text(text, encoding="utf-8")
     csv = dest / "matrix" / "csv"
     keep_rows(csv / "markets.csv", list(markets))

@@ -20,7 +20,7 @@ from flows.package import package_run
 from flows.run import run_campaign
 from ray32.engines import register_engine
 from ray32.engines.composite import CompositeEngine
-from ray32.shot import iter_frames, probe
+from ray32.shot import probe
 
 
 class FlakyEngine(CompositeEngine):
