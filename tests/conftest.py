@@ -17,3 +17,27 @@ def demo_shot(tmp_path_factory):
     from ray32.demo_shot import make_demo_shot
 
     return make_demo_shot(tmp_path_factory.mktemp("demo"))
+
+
+# --- flows (issue 7): one real `prefect server start` for every test_flow_* file, stopped at the end -------------
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory):
+    """A Prefect server on 127.0.0.1 and a free port (temp PREFECT_HOME); in-process flows and subprocesses
+    (through ``PREFECT_API_URL`` in the environment) talk to it. Yields the API URL."""
+    from flow_util import start_server, stop_server
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    home = tmp_path_factory.mktemp("prefect_home")
+    proc, url = start_server(home)
+    old = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
+    os.environ.update(PREFECT_API_URL=url, PREFECT_HOME=str(home))
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_HOME: str(home)}):
+            yield url
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        stop_server(proc)

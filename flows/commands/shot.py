@@ -27,12 +27,16 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_probe)
 
     d = sub.add_parser(
-        "demo", help="make the synthetic demo shot and probe it",
+        "demo", help="make the synthetic demo shot, probe it, then run the demo campaign end to end",
         description="Write the deterministic synthetic demo shot (a labelled product, a face, a camera push-in) "
-                    "with its per-frame ground truth, then probe it.",
+                    "with its per-frame ground truth, then probe it. Then run the demo campaign (campaigns/demo) "
+                    "end to end: render, QA, report, approve what passes QA, package.",
     )
     d.add_argument("--out", type=Path, default=Path("build/demo"), help="output folder (default: build/demo)")
     d.add_argument("--overwrite", action="store_true", help="write the shot again even if it exists")
+    from flows.commands.campaign_run import add_demo_arguments  # issue 7: the demo campaign run
+
+    add_demo_arguments(d)
     d.set_defaults(func=cmd_demo)
 
 
@@ -102,4 +106,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"ground truth: {demo.truth_path}")
     print()
     print(format_table(probe_file(demo.path)))
-    return 0
+    from flows.commands.campaign_run import run_demo_campaign  # issue 7: the demo campaign run
+
+    return run_demo_campaign(args)

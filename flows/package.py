@@ -1,0 +1,251 @@
+"""Packaging: the approved variants of a run as deliverables.
+
+Layout (``deliverables`` folder chosen by the user)::
+
+    deliverables/<campaign>/<run>/
+        <market>/<slug>/<slug>.mp4 ...   the requested formats
+        <market>/<slug>/poster.jpg       the middle frame
+        <market>/<slug>/manifest.json    checksums, request, QA numbers and verdict, approval, versions
+        <market>.zip                     that market's folders
+        timeline.otio                    OpenTimelineIO: a track per market, clip metadata = matrix keys + QA
+        manifest.json                    the run's deliverables: variants, zips, checksums
+
+Every file and folder is built under a temporary name and renamed into place, so nothing half-written ever
+looks finished. Packaging again is idempotent: unchanged files are left as they are (same bytes, same mtime);
+a variant no longer approved is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from flows import manifest as mf
+from flows.approval import approvable
+
+log = logging.getLogger(__name__)
+
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _tree_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): sha256(p) for p in _tree_files(folder)}
+
+
+def _replace_dir(tmp: Path, final: Path) -> bool:
+    """Put ``tmp`` at ``final`` unless ``final`` already has the same files; returns True when replaced."""
+    if final.is_dir() and _checksums(final) == _checksums(tmp):
+        shutil.rmtree(tmp)
+        return False
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old.{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+def _replace_file(tmp: Path, final: Path) -> bool:
+    if final.is_file() and sha256(final) == sha256(tmp):
+        tmp.unlink()
+        return False
+    os.replace(tmp, final)
+    return True
+
+
+def poster_frame(video: str | os.PathLike, out: str | os.PathLike) -> Path | None:
+    """Write the middle frame of ``video`` as a JPEG. Returns the path, or None when it cannot be decoded.
+
+    Decodes with PyAV in one thread, from the start (a poster is one frame of a short clip)."""
+    import av
+
+    try:
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            mid = max(0, (stream.frames or 1) // 2)
+            frame = None
+            for i, f in enumerate(container.decode(stream)):
+                frame = f
+                if i >= mid:
+                    break
+            if frame is None:
+                raise ValueError("no frames")
+            image = frame.to_image()
+    except (av.error.FFmpegError, ValueError, IndexError) as ex:
+        log.warning("no poster frame from %s: %s", video, ex)
+        return None
+    image.save(out, quality=90)
+    return Path(out)
+
+
+def _variant_manifest(run: dict, v: dict, files: dict[str, str]) -> dict:
+    return {"campaign": run["campaign"], "run": run["run"], "variant_id": v["variant_id"], "slug": v["slug"],
+            "axes": v["axes"], "prompt": v["prompt"], "request": v["request"],
+            "engine": run["engine"], "engine_version": v.get("engine_version") or run["engine_version"],
+            "source": run["source"], "source_hash": run["source_hash"],
+            "qa": {"verdict": (v.get("qa") or {}).get("verdict"), "reasons": (v.get("qa") or {}).get("reasons"),
+                   "metrics": v.get("qa_summary")},
+            "approval": v.get("approval"), "versions": run.get("versions", {}),
+            "frames": v.get("frames"), "fps": v.get("fps"), "width": v.get("width"), "height": v.get("height"),
+            "files": files}
+
+
+def package_variant(run: dict, v: dict, runs_dir: Path, dest: Path) -> tuple[Path, bool]:
+    """Build one variant's deliverable folder (temp folder, then rename). Returns (folder, changed)."""
+    src = mf.render_dir(runs_dir, run["campaign"], v.get("cache_key") or v["variant_id"])
+    final = dest / v["axes"].get("market", "all") / v["slug"]
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{v['slug']}.", dir=final.parent))
+    try:
+        for fmt, name in sorted(v["outputs"].items()):
+            s = src / name
+            if s.is_dir():
+                shutil.copytree(s, tmp / name)
+            else:
+                shutil.copy2(s, tmp / name)
+        video = next((tmp / v["outputs"][f] for f in ("draft", "prores", "hdr10", "hlg") if f in v["outputs"]), None)
+        if video is not None:
+            poster_frame(video, tmp / "poster.jpg")
+        files = _checksums(tmp)
+        mf.write_json(tmp / "manifest.json", _variant_manifest(run, v, files))
+        changed = _replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final, changed
+
+
+def write_zip(folder: Path, root: Path, out: Path) -> bool:
+    """Zip ``folder`` (names relative to ``root``) deterministically; True when the zip changed."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+        for p in _tree_files(folder):
+            info = zipfile.ZipInfo(p.relative_to(root).as_posix(), date_time=ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            with open(p, "rb") as fh:
+                zf.writestr(info, fh.read())
+    return _replace_file(tmp, out)
+
+
+def write_timeline(run: dict, packaged: list[dict], dest: Path) -> bool:
+    """The run as an OpenTimelineIO timeline: a track per market; each clip's metadata holds the matrix keys,
+    the variant id, the QA verdict and the approval. True when the file changed."""
+    from fractions import Fraction
+
+    import opentimelineio as otio
+
+    timeline = otio.schema.Timeline(name=f"{run['campaign']} {run['run']}")
+    timeline.metadata["ray32"] = {"campaign": run["campaign"], "run": run["run"], "source": run["source"]}
+    for market in sorted({v["axes"].get("market", "all") for v in packaged}):
+        track = otio.schema.Track(name=market, kind=otio.schema.TrackKind.Video)
+        for v in sorted((v for v in packaged if v["axes"].get("market", "all") == market), key=lambda v: v["slug"]):
+            fps = Fraction(v.get("fps") or "24")
+            rate = float(fps)
+            frames = int(v.get("frames") or 0)
+            media = next((v["outputs"][f] for f in ("draft", "prores", "hdr10", "hlg", "exr") if f in v["outputs"]),
+                         None)
+            ref = otio.schema.ExternalReference(
+                target_url=f"{market}/{v['slug']}/{media}" if media else "",
+                available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                        otio.opentime.RationalTime(frames, rate)))
+            clip = otio.schema.Clip(name=v["slug"], media_reference=ref,
+                                    source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                                         otio.opentime.RationalTime(frames, rate)))
+            clip.metadata["ray32"] = {"variant_id": v["variant_id"], "axes": dict(v["axes"]),
+                                      "qa_verdict": (v.get("qa") or {}).get("verdict"),
+                                      "qa_reasons": list((v.get("qa") or {}).get("reasons") or []),
+                                      "approved_by": (v.get("approval") or {}).get("by"),
+                                      "override": (v.get("approval") or {}).get("override")}
+            track.append(clip)
+        timeline.tracks.append(track)
+    out = dest / "timeline.otio"
+    tmp = dest / f".timeline.{os.getpid()}.otio"
+    otio.adapters.write_to_file(timeline, str(tmp))
+    return _replace_file(tmp, out)
+
+
+def package_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike, deliverables_dir: str | os.PathLike) -> dict:
+    """Package the approved variants of a run (see the module docstring); safe to run again.
+
+    Args:
+        run_dir: the run folder. runs_dir: the runs folder (holds the render cache).
+        deliverables_dir: where deliverables go (``<deliverables>/<campaign>/<run>/``).
+
+    Returns:
+        ``{"folder", "variants": [slug], "zips": {market: path}, "timeline", "changed": [paths]}``.
+
+    Raises:
+        RunError: the run folder has no manifest.
+    """
+    run_dir, runs_dir = Path(run_dir), Path(runs_dir)
+    run = mf.load_manifest(run_dir)
+    dest = Path(deliverables_dir) / run["campaign"] / run["run"]
+    dest.mkdir(parents=True, exist_ok=True)
+    chosen = [v for v in run["variants"].values() if approvable(v)]
+    changed: list[str] = []
+    entries = {}
+    for v in sorted(chosen, key=lambda v: v["slug"]):
+        folder, did = package_variant(run, v, runs_dir, dest)
+        entries[v["slug"]] = {"market": v["axes"].get("market", "all"), "folder": folder.relative_to(dest).as_posix(),
+                              "variant_id": v["variant_id"], "qa": (v.get("qa") or {}).get("verdict"),
+                              "approval": v.get("approval")}
+        if did:
+            changed.append(str(folder))
+    keep = {(e["market"], s) for s, e in entries.items()}
+    markets = sorted({m for m, _ in keep})
+    for market_dir in [p for p in dest.iterdir() if p.is_dir() and not p.name.startswith(".")]:
+        for vdir in [p for p in market_dir.iterdir() if p.is_dir()]:
+            if (market_dir.name, vdir.name) not in keep:
+                shutil.rmtree(vdir)
+                changed.append(f"removed {vdir}")
+        if not any(market_dir.iterdir()):
+            market_dir.rmdir()
+    zips = {}
+    for market in markets:
+        out = dest / f"{market}.zip"
+        if write_zip(dest / market, dest, out):
+            changed.append(str(out))
+        zips[market] = out
+    for z in dest.glob("*.zip"):
+        if z.stem not in markets:
+            z.unlink()
+            changed.append(f"removed {z}")
+    if write_timeline(run, chosen, dest):
+        changed.append(str(dest / "timeline.otio"))
+    summary = {"campaign": run["campaign"], "run": run["run"], "variants": entries,
+               "zips": {m: {"file": p.name, "sha256": sha256(p)} for m, p in zips.items()},
+               "timeline": {"file": "timeline.otio", "sha256": sha256(dest / "timeline.otio")},
+               "versions": run.get("versions", {})}
+    tmp = dest / f".manifest.json.{os.getpid()}.partial"
+    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    if _replace_file(tmp, dest / "manifest.json"):
+        changed.append(str(dest / "manifest.json"))
+
+    def note(m):
+        m["package"] = {"folder": str(dest), "variants": sorted(entries), "at": mf.now()}
+        m["status"] = "packaged" if entries else m.get("status")
+
+    mf.update_manifest(run_dir, note)
+    return {"folder": dest, "variants": sorted(entries), "zips": zips, "timeline": dest / "timeline.otio",
+            "changed": changed}

@@ -1,0 +1,444 @@
+"""The campaign run's steps as plain functions (no Prefect here): the flow in ``flows.run`` wires them.
+
+``render_variant`` is the unit of work: one planned variant -> its exported formats and its QA measurements in
+the render cache (``flows.manifest.render_dir``), keyed by the variant id, so an unchanged variant is never
+rendered twice. ``judge`` turns the QA measurements of a run into verdicts (one Great Expectations validation
+for the whole run) and writes the run's report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flows import manifest as mf
+
+log = logging.getLogger(__name__)
+
+QA_FORMATS = ("draft", "prores", "hdr10", "hlg")
+"""Formats QA can decode, in order of preference (the first one rendered is checked)."""
+QA_ALIASES = {"label_corner_px": "label_drift_max_px"}
+"""campaign.yaml ``qa:`` keys that name a QA metric differently."""
+
+
+@dataclass
+class RunContext:
+    """Everything a render task needs, picklable (sent to Dask/Ray workers as is).
+
+    Attributes:
+        campaign: the campaign name. root: the campaign folder (absolute). source: the source shot (absolute).
+        trim: ``{"start", "end"}`` or None. runs_dir: the runs folder (absolute). engine: the engine's name.
+        formats: export formats overriding the campaign's (None: each variant's own).
+        qa_samples: frames OCR and face identity look at. cache_dir: the prepared-shot cache (None: default).
+    """
+
+    campaign: str
+    root: str
+    source: str
+    trim: dict | None
+    runs_dir: str
+    engine: str
+    formats: list[str] | None = None
+    qa_samples: int = 9
+    cache_dir: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def absolute_request(request: dict, root: str | os.PathLike) -> dict:
+    """A planned request with the paths it names (artwork, LUT, guides, references) made absolute."""
+    root = Path(root)
+
+    def fix(p):
+        return p if p is None or Path(p).is_absolute() else str(root / p)
+
+    req = dict(request)
+    if req.get("label_swap"):
+        req["label_swap"] = {**req["label_swap"], "artwork": fix(req["label_swap"].get("artwork"))}
+    if req.get("grade"):
+        req["grade"] = {**req["grade"], "lut": fix(req["grade"].get("lut"))}
+    req["keyframes"] = [{**k, "guide": fix(k.get("guide"))} for k in req.get("keyframes", [])]
+    req["locks"] = [{**k, "reference": fix(k.get("reference"))} for k in req.get("locks", [])]
+    return req
+
+
+def qa_overrides(raw: dict | None, mode: str = "adhere") -> tuple[dict, list[str]]:
+    """campaign.yaml's ``qa:`` values as ``Facts.overrides`` (``{metric: {"min"|"max": v}}``).
+
+    A plain number overrides the side of the metric's bound that the mode sets (``label_corner_px: 2`` ->
+    ``label_drift_max_px <= 2``). Returns (overrides, keys that name no QA metric).
+    """
+    from qa.expectations import THRESHOLDS
+
+    bounds = THRESHOLDS.get(mode, THRESHOLDS["adhere"])
+    out, ignored = {}, []
+    for key, value in (raw or {}).items():
+        metric = QA_ALIASES.get(key, key)
+        if metric not in bounds or isinstance(value, bool):
+            ignored.append(key)
+            continue
+        if isinstance(value, dict):
+            out[metric] = {k: float(v) for k, v in value.items() if k in ("min", "max")}
+            continue
+        lo, hi = bounds[metric]
+        out[metric] = {"max": float(value)} if hi is not None else {"min": float(value)}
+    return out, ignored
+
+
+def variant_facts(variant: dict, root: str | os.PathLike, track=None):
+    """The QA facts of a planned variant (``qa.facts.facts_from_request``), with the prepared label track."""
+    from qa.facts import facts_from_request
+
+    overrides, _ = qa_overrides(variant.get("qa_overrides"), variant["request"].get("mode", "adhere"))
+    facts = facts_from_request(variant["request"], variant=variant["slug"], variant_id=variant["variant_id"],
+                               market=variant["axes"].get("market"), overrides=overrides, base=Path(root))
+    if facts.label is not None and track is not None:
+        import numpy as np
+
+        arr = np.asarray(track.corners, float).copy()
+        arr[~np.asarray(track.valid, bool)] = np.nan
+        facts = facts.model_copy(update={"label": facts.label.model_copy(update={"track": arr.tolist()})})
+    return facts
+
+
+# Per-process memo: the prepared shot and the QA source cache are shared by every variant rendered here.
+_MEMO: dict = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def _shot(ctx: RunContext):
+    from ray32.shot import open_shot
+
+    key = ("shot", ctx.source, repr(ctx.trim))
+    with _MEMO_LOCK:
+        if key not in _MEMO:
+            trim = ctx.trim or {}
+            _MEMO[key] = open_shot(ctx.source, start=trim.get("start"), end=trim.get("end"), detect_cuts=False)
+        return _MEMO[key]
+
+
+def prepare(ctx: RunContext, request, progress=None):
+    """The engine and the prepared shot for ``request`` (disk cache + a per-process memo).
+
+    Returns:
+        (engine, prepared).
+    """
+    from ray32.engines import get_engine
+
+    engine = get_engine(ctx.engine)
+    shot = _shot(ctx)
+    settings = engine.prepare_settings(request, shot)
+    if ctx.cache_dir:
+        settings["cache_dir"] = ctx.cache_dir
+    key = ("prepared", ctx.engine, ctx.source, repr(ctx.trim), repr(sorted(settings.items(), key=str)))
+    with _MEMO_LOCK:
+        if key not in _MEMO:
+            _MEMO[key] = engine.prepare(shot, settings, progress=progress)
+        return engine, _MEMO[key]
+
+
+def check_requests(ctx: RunContext, variants: list[dict]) -> None:
+    """Check every planned request against the engine, the export formats and the shot before any render.
+
+    Raises:
+        RunError: every variant whose request cannot be rendered, with the reason, together.
+    """
+    from pydantic import ValidationError
+
+    from ray32.engines import get_engine
+    from ray32.errors import Ray32Error
+    from ray32.export import available_formats
+    from ray32.request import RenderRequest
+
+    get_engine(ctx.engine)
+    shot = _shot(ctx)
+    problems = []
+    for v in variants:
+        try:
+            unknown = [f for f in wanted_formats(ctx, v) if f not in available_formats()]
+            if unknown:
+                raise Ray32Error(f"unknown export format(s) {', '.join(unknown)}; available: "
+                                 f"{', '.join(available_formats())}")
+            req = RenderRequest.model_validate({**absolute_request(v["request"], ctx.root),
+                                                "outputs": wanted_formats(ctx, v)})
+            req.check_times(shot.fps, shot.frame_count)
+        except (Ray32Error, ValidationError) as ex:
+            problems.append(f"{v['slug']}: {ex}")
+    if problems:
+        raise mf.RunError(f"campaign '{ctx.campaign}': {len(problems)} variant(s) cannot be rendered; nothing was "
+                          "rendered:\n  - " + "\n  - ".join(problems))
+
+
+def wanted_formats(ctx: RunContext, variant: dict) -> list[str]:
+    return list(ctx.formats or variant.get("outputs") or variant["request"].get("outputs") or ["draft"])
+
+
+def cache_key(ctx: RunContext, variant: dict) -> str:
+    """The render cache key: the variant id, plus the engine when the run overrides the campaign's engine."""
+    vid = variant["variant_id"]
+    return vid if ctx.engine == variant.get("engine", ctx.engine) else f"{vid}.{ctx.engine}"
+
+
+def cached(ctx: RunContext, variant: dict) -> dict | None:
+    """The finished render of ``variant`` holding every wanted format, or None."""
+    record = mf.cached_record(ctx.runs_dir, ctx.campaign, cache_key(ctx, variant))
+    if record is None or not set(wanted_formats(ctx, variant)) <= set(record.get("outputs", {})):
+        return None
+    return record
+
+
+def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
+    """Render, export and measure one variant into the render cache; a cached one is returned as is.
+
+    Args:
+        ctx: the run's context. variant: a planned variant (``flows.campaign.Plan.variants`` item).
+        progress: ``progress(done, total)`` in frames.
+
+    Returns:
+        The render record: ``variant_id``, ``slug``, ``outputs`` ({format: file name in the cache entry}),
+        ``qa_summary``, ``timings`` ({"render_s", "qa_s"}), ``engine``, ``engine_version``, ``cached``.
+
+    Raises:
+        Ray32Error: a request the engine or an exporter refuses. Any engine failure propagates (the flow
+        retries it).
+    """
+    hit = cached(ctx, variant)
+    if hit is not None:
+        return {**hit, "cached": True}
+    from ray32.export import export_stream
+    from ray32.request import RenderRequest
+
+    formats = wanted_formats(ctx, variant)
+    request = RenderRequest.model_validate({**absolute_request(variant["request"], ctx.root), "outputs": formats})
+    key = cache_key(ctx, variant)
+    final = mf.render_dir(ctx.runs_dir, ctx.campaign, key)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+    try:
+        t0 = time.perf_counter()
+        engine, prepared = prepare(ctx, request)
+        shot = prepared.shot
+        request.check_times(shot.fps, shot.frame_count)
+        width, height = engine.output_size(prepared, request)
+        paths = export_stream(formats, engine.render(prepared, request), tmp, stem=variant["slug"], fps=shot.fps,
+                              frame_count=shot.frame_count, width=width, height=height, source=shot,
+                              progress=progress)
+        t1 = time.perf_counter()
+        qa = measure(ctx, variant, prepared, paths)
+        t2 = time.perf_counter()
+        record = {"variant_id": variant["variant_id"], "cache_key": key, "slug": variant["slug"],
+                  "axes": variant["axes"], "worker": {"host": socket.gethostname(), "pid": os.getpid()},
+                  "engine": engine.name, "engine_version": engine.version,
+                  "outputs": {fmt: Path(p).name for fmt, p in paths.items()},
+                  "qa_file": "qa.pkl" if qa is not None else None,
+                  "qa_summary": {k: (None if v != v else v) for k, v in (qa.summary if qa else {}).items()},
+                  "qa_notes": qa.notes if qa else ["no output QA can decode (draft, prores, hdr10, hlg)"],
+                  "timings": {"render_s": round(t1 - t0, 3), "qa_s": round(t2 - t1, 3)},
+                  "frames": shot.frame_count, "fps": str(shot.fps), "width": width, "height": height,
+                  "created": mf.now()}
+        mf.write_json(tmp / mf.RECORD, record)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another worker finished the same variant first: keep its result
+            if mf.cached_record(ctx.runs_dir, ctx.campaign, key) is None:
+                shutil.rmtree(final, ignore_errors=True)
+                os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {**record, "cached": False}
+
+
+def measure(ctx: RunContext, variant: dict, prepared, paths: dict):
+    """Run the QA checks on the first decodable output against the source; pickles the measurements next to
+    it (``qa.pkl``). Returns the ``qa.metrics.VariantQA`` or None when no output can be decoded."""
+    from qa.metrics import measure_frames
+    from ray32.shot import probe, read_chunks
+
+    fmt = next((f for f in QA_FORMATS if f in paths), None)
+    if fmt is None:
+        return None
+    facts = variant_facts(variant, ctx.root, prepared.label_track)
+    artwork = None
+    if facts.label is not None and facts.label.artwork is not None:
+        from qa.metrics import _image
+
+        artwork = _image(facts.label.artwork, "label artwork")
+    shot = prepared.shot
+    out = probe(paths[fmt])
+    with _MEMO_LOCK:
+        cache = _MEMO.setdefault(("qa-cache", ctx.source, repr(ctx.trim)), {})
+    track = None
+    if facts.label is not None and facts.label.track is not None:
+        import numpy as np
+
+        arr = np.asarray(facts.label.track, float)
+        track = {i: arr[i] for i in range(len(arr))}
+    qa = measure_frames(read_chunks(shot), read_chunks(out), facts, fps=shot.fps, source_count=shot.frame_count,
+                        output_count=out.frame_count, output_fps=out.fps, label_track=track, artwork=artwork,
+                        samples=ctx.qa_samples, cache=cache)
+    qa.facts = qa.facts.model_copy(update={"label": qa.facts.label.model_copy(update={"track": None})}) \
+        if qa.facts.label is not None else qa.facts  # the per-frame track is in the prepared cache already
+    with open(Path(paths[fmt]).parent / "qa.pkl", "wb") as fh:
+        pickle.dump(qa, fh)
+    return qa
+
+
+def load_qa(ctx_runs_dir: str | os.PathLike, campaign: str, record: dict):
+    """The pickled ``VariantQA`` of a finished render, or None."""
+    if not record.get("qa_file"):
+        return None
+    try:
+        key = record.get("cache_key") or record["variant_id"]
+        with open(mf.render_dir(ctx_runs_dir, campaign, key) / record["qa_file"], "rb") as fh:
+            return pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError) as ex:
+        log.warning("QA measurements of %s unreadable: %s", record.get("slug"), ex)
+        return None
+
+
+def write_run_report(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) -> Path:
+    """Write the run's QA report again from the verdicts in the manifest (after approvals changed)."""
+    from qa.expectations import Verdict
+    from qa.report import write_report
+
+    run_dir = Path(run_dir)
+    manifest = mf.load_manifest(run_dir)
+    results, found = [], {}
+    for slug, v in manifest["variants"].items():
+        if v.get("state") != "rendered" or not v.get("qa"):
+            continue
+        qa = load_qa(runs_dir, manifest["campaign"], {"variant_id": v["variant_id"], "slug": slug,
+                                                      "qa_file": v.get("qa_file"), "cache_key": v.get("cache_key")})
+        if qa is not None:
+            results.append(qa)
+            q = v["qa"]
+            found[slug] = Verdict(slug, q["verdict"] == "pass", q.get("reasons", []), q.get("failed", {}),
+                                  q.get("frames") or [None] * len(q.get("reasons", [])))
+    return write_report(results, found, run_dir, title=f"QA: campaign {manifest['campaign']}, run {manifest['run']}",
+                        approvals={s: v["approval"] for s, v in manifest["variants"].items() if v.get("approval")})
+
+
+def _verdict_key(qa) -> str:
+    """What a verdict depends on besides the measurements: the thresholds, the mode, grade and overrides."""
+    import hashlib
+    import json
+
+    from qa.expectations import THRESHOLDS
+
+    payload = [THRESHOLDS, qa.facts.mode, qa.facts.grade, qa.facts.overrides, sorted(qa.summary.items())]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def judge(run_dir: str | os.PathLike, runs_dir: str | os.PathLike, *, report: bool = True) -> dict:
+    """Verdicts for every rendered variant of a run, written into the manifest, and the run's QA report
+    (``qa_report.html`` in the run folder, with approvals shown) when ``report``.
+
+    Variants judged before with the same measurements and thresholds keep their verdict (``verdict.json`` in
+    their render cache entry); the others are validated together in one Great Expectations pass.
+
+    Returns:
+        ``{"report": path or None, "verdicts": {slug: "pass"|"fail"}}``.
+    """
+    from qa.expectations import Verdict, verdicts
+    from qa.metrics import metrics_table
+    from qa.report import write_report
+
+    run_dir = Path(run_dir)
+    manifest = mf.load_manifest(run_dir)
+    results, found, todo = [], {}, []
+    for slug, v in manifest["variants"].items():
+        if v.get("state") != "rendered":
+            continue
+        qa = load_qa(runs_dir, manifest["campaign"], {"variant_id": v["variant_id"], "slug": slug,
+                                                      "qa_file": v.get("qa_file"), "cache_key": v.get("cache_key")})
+        if qa is None:
+            continue
+        results.append(qa)
+        entry = mf.render_dir(runs_dir, manifest["campaign"], v.get("cache_key") or v["variant_id"])
+        try:
+            saved = mf.read_json(entry / "verdict.json")
+        except (OSError, ValueError):
+            saved = None
+        if saved and saved.get("key") == _verdict_key(qa):
+            q = saved["verdict"]
+            found[slug] = Verdict(slug, q["passed"], q["reasons"], q["failed"], q["frames"])
+        else:
+            todo.append((qa, entry))
+    if todo:
+        new = verdicts([qa for qa, _ in todo])
+        for qa, entry in todo:
+            vd = found[qa.variant] = new[qa.variant]
+            mf.write_json(entry / "verdict.json", {"key": _verdict_key(qa), "verdict": {
+                "passed": vd.passed, "reasons": vd.reasons, "failed": vd.failed, "frames": vd.frames}})
+    if results:
+        tmp = run_dir / ".metrics.csv.partial"
+        metrics_table(results).to_csv(tmp, index=False)
+        os.replace(tmp, run_dir / "metrics.csv")
+
+    def record(m):
+        for slug, v in m["variants"].items():
+            if slug in found:
+                vd = found[slug]
+                v["qa"] = {"verdict": vd.state, "reasons": vd.reasons, "failed": vd.failed, "frames": vd.frames}
+            elif v.get("state") == "rendered":
+                v["qa"] = {"verdict": "fail", "reasons": ["not checked: " + "; ".join(v.get("qa_notes") or [])],
+                           "failed": {}}
+        m["report"] = "qa_report.html"
+
+    manifest = mf.update_manifest(run_dir, record)
+    path = None
+    if report:
+        path = write_report(results, found, run_dir,
+                            title=f"QA: campaign {manifest['campaign']}, run {manifest['run']}",
+                            approvals={s: v["approval"] for s, v in manifest["variants"].items()
+                                       if v.get("approval")})
+    return {"report": str(path) if path else None, "verdicts": {s: vd.state for s, vd in found.items()}}
+
+
+def new_manifest(plan, ctx: RunContext, run: str) -> dict:
+    """The manifest of a new run: the plan and every variant as ``planned``."""
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("ray32", "prefect", "av", "opencolorio", "numpy", "opencv-contrib-python-headless"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    variants = {}
+    for v in plan.variants:
+        variants[v["slug"]] = {"variant_id": v["variant_id"], "slug": v["slug"], "axes": v["axes"],
+                               "prompt": v["prompt"], "request": v["request"], "qa_overrides": v["qa_overrides"],
+                               "outputs_requested": wanted_formats(ctx, v), "state": "planned"}
+    return {"campaign": plan.campaign, "run": run, "created": mf.now(), "status": "running",
+            "campaign_dir": ctx.root, "source": plan.source, "source_hash": plan.source_hash, "trim": plan.trim,
+            "engine": ctx.engine, "engine_version": plan.engine_version, "axes": plan.axes,
+            "excluded": plan.excluded, "warnings": plan.warnings, "versions": versions, "variants": variants}
+
+
+def record_render(run_dir: str | os.PathLike, slug: str, record: dict | None, error: str | None = None,
+                  attempts: int | None = None) -> None:
+    """Write one variant's outcome into the manifest (``rendered`` with its record, or ``failed``)."""
+
+    def change(m):
+        v = m["variants"][slug]
+        if record is not None:
+            v.update(state="rendered", cached=record.get("cached", False), outputs=record["outputs"],
+                     qa_file=record.get("qa_file"), qa_summary=record.get("qa_summary"),
+                     qa_notes=record.get("qa_notes"), timings=record.get("timings"),
+                     engine_version=record.get("engine_version"), cache_key=record.get("cache_key"),
+                     worker=record.get("worker"),
+                     frames=record.get("frames"), fps=record.get("fps"), width=record.get("width"),
+                     height=record.get("height"))
+            v.pop("error", None)
+        else:
+            v.update(state="failed", error=error, attempts=attempts)
+
+    mf.update_manifest(run_dir, change)
