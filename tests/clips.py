@@ -59,6 +59,7 @@ def write_clip(path: Path, *, frames: int = 24, width: int = 160, height: int = 
         if color:
             cc = s.codec_context
             cc.color_primaries, cc.color_trc, cc.colorspace = color
+            cc.color_range = 1
         if rotation:
             s.set_display_rotation(rotation)
         if audio:
@@ -66,7 +67,11 @@ def write_clip(path: Path, *, frames: int = 24, width: int = 160, height: int = 
             a.layout = "stereo"
         images = images if images is not None else (code_frame(i, width, height) for i in range(frames))
         for i, img in enumerate(images):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=pix_fmt)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            if color and color[2] == 1:  # tagged BT.709: convert with the BT.709 matrix, limited range
+                f = f.reformat(format=pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
+            else:
+                f = f.reformat(format=pix_fmt)
             f.pts = pts[i] if pts is not None else i
             if pts is not None and time_base is not None:
                 f.time_base = time_base

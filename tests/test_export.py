@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clips import write_clip as _write_clip
 
 from ray32 import color
 from ray32.export import ExportError, available_formats, export_stream, open_writer
@@ -47,37 +48,9 @@ def patch_image(index: int) -> np.ndarray:
 
 
 def write_clip(path: Path, *, frames: int = N, audio: bool = True) -> Path:
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=FPS)
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-        s.options = {"crf": "1", "g": "6"}
-        cc = s.codec_context
-        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1
-        if audio:
-            a = c.add_stream("aac", rate=48000)
-            a.layout = "stereo"
-        for i in range(frames):
-            f = av.VideoFrame.from_ndarray(patch_image(i), format="rgb24")
-            f = f.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-        if audio:
-            total = int(48000 * frames / FPS)
-            tone = (0.1 * np.sin(np.arange(total) * 2 * np.pi * 440 / 48000)).astype(np.float32)
-            for k in range(0, total, 1024):
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(np.stack([tone[k:k + 1024]] * 2)),
-                                                format="fltp", layout="stereo")
-                af.sample_rate, af.pts = 48000, k
-                for p in a.encode(af):
-                    c.mux(p)
-            for p in a.encode():
-                c.mux(p)
-    return path
+    """The export tests' source: BT.709-tagged H.264 at 24000/1001 fps (near-lossless) with a stereo tone."""
+    return _write_clip(path, frames=frames, width=W, height=H, fps=FPS, color=(1, 1, 1), audio=audio,
+                            options={"crf": "1", "g": "6"}, images=(patch_image(i) for i in range(frames)))
 
 
 def ffprobe(path: Path, *args: str) -> dict:
