@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # System tools the tests and exporters use (Debian packages), installed when missing.
-SYSTOOLS := ffprobe:ffmpeg chromium:chromium
+SYSTOOLS := ffprobe:ffmpeg chromium:chromium chromedriver:chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
 .PHONY: demo test env sysdeps bench clean

@@ -21,6 +21,26 @@ class ApprovalError(mf.RunError):
     """An approval that cannot be recorded: unknown variant, not rendered, failed QA without an override."""
 
 
+class StaleRenderError(ApprovalError):
+    """A decision or comment made on a render that has since been replaced (the reviewer saw an older one)."""
+
+
+def render_stamp(variant: dict) -> str:
+    """What identifies the render a reviewer looked at: changes whenever the variant is rendered again."""
+    import hashlib
+    import json
+
+    key = [variant.get("variant_id"), variant.get("cache_key"), variant.get("state"), variant.get("outputs"),
+           variant.get("timings")]
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _check_stamp(v: dict, slug: str, expect: dict[str, str] | None) -> None:
+    if expect and slug in expect and expect[slug] != render_stamp(v):
+        raise StaleRenderError(f"{slug} was rendered again since you loaded it; reload the page and look at the "
+                               "new render before deciding")
+
+
 def reviewer() -> str:
     """The default reviewer name: ``$RAY32_USER``, else the login name."""
     try:
@@ -51,7 +71,7 @@ def _match(manifest: dict, names: list[str]) -> list[str]:
 
 
 def record_decision(run_dir: str | os.PathLike, names: list[str], state: str, *, note: str, user: str | None = None,
-                    override: str | None = None) -> list[str]:
+                    override: str | None = None, expect: dict[str, str] | None = None) -> list[str]:
     """Approve or reject variants of a run.
 
     Args:
@@ -62,13 +82,14 @@ def record_decision(run_dir: str | os.PathLike, names: list[str], state: str, *,
         note: why (required).
         user: who (default ``reviewer()``).
         override: the reason for approving a variant that failed QA.
+        expect: slug -> ``render_stamp`` of the render the reviewer saw; a variant rendered again since is refused.
 
     Returns:
         The slugs whose decision was recorded.
 
     Raises:
         ApprovalError: no note; unknown variant; approving one that was not rendered, or that failed QA (or was
-            not judged) without ``override``.
+            not judged) without ``override``. StaleRenderError: ``expect`` names an older render.
     """
     if state not in ("approved", "rejected"):
         raise ValueError(f"state must be 'approved' or 'rejected', not {state!r}")
@@ -82,6 +103,7 @@ def record_decision(run_dir: str | os.PathLike, names: list[str], state: str, *,
         problems = []
         for s in slugs:
             v = m["variants"][s]
+            _check_stamp(v, s, expect)
             if state == "approved":
                 if v.get("state") != "rendered":
                     if names != ["all"]:
@@ -108,6 +130,57 @@ def record_decision(run_dir: str | os.PathLike, names: list[str], state: str, *,
     mf.update_manifest(Path(run_dir), change)
     log.info("%s %d variant(s) of %s", state, len(chosen), run_dir)
     return chosen
+
+
+def add_comment(run_dir: str | os.PathLike, name: str, *, text: str, frame: int | None = None,
+                time: str | None = None, user: str | None = None, expect: str | None = None) -> dict:
+    """Pin a reviewer's comment to a frame of a variant, in the run's manifest (``variant["comments"]``).
+
+    Args:
+        run_dir: the run folder. name: the variant's slug or id.
+        text: the comment (required). frame: the 0-based frame of the variant's clip; or ``time``: a time as
+            ``ray32.timecode.parse_time`` reads it (seconds, ``HH:MM:SS:FF``, ``60f``).
+        user: who (default ``reviewer()``). expect: the ``render_stamp`` of the render the reviewer saw.
+
+    Returns:
+        The comment record: ``{"id", "frame", "timecode", "seconds", "text", "by", "at"}``.
+
+    Raises:
+        ApprovalError: empty text; unknown variant; a variant that was not rendered; no time, or a time outside
+            the clip. StaleRenderError: the variant was rendered again since ``expect`` was read.
+    """
+    from fractions import Fraction
+
+    from ray32.timecode import format_seconds, format_timecode, parse_time
+
+    if not (text or "").strip():
+        raise ApprovalError("a comment needs text: write what you see at this moment")
+    if frame is None and (time is None or not str(time).strip()):
+        raise ApprovalError("a comment needs a time: give the frame or the time in the clip")
+    user = user or reviewer()
+    out: dict = {}
+
+    def change(m):
+        slug = _match(m, [name])[0]
+        v = m["variants"][slug]
+        _check_stamp(v, slug, {slug: expect} if expect else None)
+        if v.get("state") != "rendered" or not v.get("frames"):
+            raise ApprovalError(f"{slug} was not rendered ({v.get('state')}); there is nothing to comment on")
+        fps, count = Fraction(str(v.get("fps") or 24)), int(v["frames"])
+        f = int(frame) if frame is not None else parse_time(str(time), fps)
+        if not 0 <= f < count:
+            raise ApprovalError(f"frame {f} is outside the clip of {slug}: it has frames 0-{count - 1} "
+                                f"({format_timecode(0, fps)}-{format_timecode(count - 1, fps)}); pick a time "
+                                "inside it")
+        comments = v.setdefault("comments", [])
+        out.update(id=max((c.get("id", 0) for c in comments), default=0) + 1, frame=f,
+                   timecode=format_timecode(f, fps), seconds=format_seconds(Fraction(f) / fps), text=text.strip(),
+                   by=user, at=mf.now())
+        comments.append(dict(out))
+
+    mf.update_manifest(Path(run_dir), change)
+    log.info("comment on %s at %s by %s", name, out.get("timecode"), user)
+    return out
 
 
 def approvable(variant: dict) -> bool:

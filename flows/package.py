@@ -106,7 +106,7 @@ def _variant_manifest(run: dict, v: dict, files: dict[str, str]) -> dict:
             "source": run["source"], "source_hash": run["source_hash"],
             "qa": {"verdict": (v.get("qa") or {}).get("verdict"), "reasons": (v.get("qa") or {}).get("reasons"),
                    "metrics": v.get("qa_summary")},
-            "approval": v.get("approval"), "versions": run.get("versions", {}),
+            "approval": v.get("approval"), "comments": v.get("comments", []), "versions": run.get("versions", {}),
             "frames": v.get("frames"), "fps": v.get("fps"), "width": v.get("width"), "height": v.get("height"),
             "files": files}
 
@@ -177,6 +177,12 @@ def write_timeline(run: dict, packaged: list[dict], dest: Path) -> bool:
                                       "qa_reasons": list((v.get("qa") or {}).get("reasons") or []),
                                       "approved_by": (v.get("approval") or {}).get("by"),
                                       "override": (v.get("approval") or {}).get("override")}
+            for c in v.get("comments", []):  # reviewers' comments pinned to a frame (flows.approval.add_comment)
+                clip.markers.append(otio.schema.Marker(
+                    name=c["text"], color=otio.schema.MarkerColor.YELLOW,
+                    marked_range=otio.opentime.TimeRange(otio.opentime.RationalTime(c["frame"], rate),
+                                                         otio.opentime.RationalTime(0, rate)),
+                    metadata={"ray32": {"by": c.get("by"), "at": c.get("at"), "timecode": c.get("timecode")}}))
             track.append(clip)
         timeline.tracks.append(track)
     out = dest / "timeline.otio"
@@ -209,7 +215,7 @@ def package_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike, deliver
         folder, did = package_variant(run, v, runs_dir, dest)
         entries[v["slug"]] = {"market": v["axes"].get("market", "all"), "folder": folder.relative_to(dest).as_posix(),
                               "variant_id": v["variant_id"], "qa": (v.get("qa") or {}).get("verdict"),
-                              "approval": v.get("approval")}
+                              "approval": v.get("approval"), "comments": v.get("comments", [])}
         if did:
             changed.append(str(folder))
     keep = {(e["market"], s) for s, e in entries.items()}

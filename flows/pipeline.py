@@ -322,7 +322,8 @@ def write_run_report(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) ->
             found[slug] = Verdict(slug, q["verdict"] == "pass", q.get("reasons", []), q.get("failed", {}),
                                   q.get("frames") or [None] * len(q.get("reasons", [])))
     return write_report(results, found, run_dir, title=f"QA: campaign {manifest['campaign']}, run {manifest['run']}",
-                        approvals={s: v["approval"] for s, v in manifest["variants"].items() if v.get("approval")})
+                        approvals={s: v["approval"] for s, v in manifest["variants"].items() if v.get("approval")},
+                        comments={s: v["comments"] for s, v in manifest["variants"].items() if v.get("comments")})
 
 
 def _verdict_key(qa) -> str:
@@ -398,7 +399,9 @@ def judge(run_dir: str | os.PathLike, runs_dir: str | os.PathLike, *, report: bo
         path = write_report(results, found, run_dir,
                             title=f"QA: campaign {manifest['campaign']}, run {manifest['run']}",
                             approvals={s: v["approval"] for s, v in manifest["variants"].items()
-                                       if v.get("approval")})
+                                       if v.get("approval")},
+                            comments={s: v["comments"] for s, v in manifest["variants"].items()
+                                      if v.get("comments")})
     return {"report": str(path) if path else None, "verdicts": {s: vd.state for s, vd in found.items()}}
 
 

@@ -69,7 +69,7 @@ def _plot_svg(qa, bounds: dict) -> str | None:
     return svg[svg.index("<svg"):]  # drop the XML prolog and doctype: inline SVG in HTML
 
 
-def _card(qa, verdict, approval: dict | None) -> dict:
+def _card(qa, verdict, approval: dict | None, comments: list | None = None) -> dict:
     from qa.expectations import thresholds_for
 
     fps = qa.fps
@@ -109,11 +109,11 @@ def _card(qa, verdict, approval: dict | None) -> dict:
             "verdict": verdict.state, "reasons": verdict.reasons, "failing": failing, "pairs": pairs,
             "plot": _plot_svg(qa, bounds), "metrics": metrics, "notes": qa.notes,
             "approval": approval.get("state", "awaiting review"), "approved_by": approval.get("by"),
-            "approved_at": approval.get("at"), "approval_note": approval.get("note")}
+            "approved_at": approval.get("at"), "approval_note": approval.get("note"), "comments": comments or []}
 
 
 def render_report(results: list, verdicts: dict, *, title: str = "QA report",
-                  approvals: dict[str, dict] | None = None) -> str:
+                  approvals: dict[str, dict] | None = None, comments: dict[str, list] | None = None) -> str:
     """The report's HTML text.
 
     Args:
@@ -121,6 +121,7 @@ def render_report(results: list, verdicts: dict, *, title: str = "QA report",
         verdicts: variant -> ``qa.expectations.Verdict``.
         title: the page title (escaped like every user string).
         approvals: variant -> {"state": "approved"|"rejected"|..., "by", "at", "note"} when recorded.
+        comments: variant -> reviewers' comments ``[{"frame", "timecode", "text", "by", "at"}]`` (``ray32 review``).
 
     Returns:
         A complete HTML document with everything inline (no external files, scripts or fonts).
@@ -129,7 +130,8 @@ def render_report(results: list, verdicts: dict, *, title: str = "QA report",
 
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    cards = [_card(r, verdicts[r.variant], (approvals or {}).get(r.variant)) for r in results]
+    cards = [_card(r, verdicts[r.variant], (approvals or {}).get(r.variant), (comments or {}).get(r.variant))
+             for r in results]
     counts = {"variants": len(cards), "pass": sum(c["verdict"] == "pass" for c in cards),
               "fail": sum(c["verdict"] == "fail" for c in cards),
               "approved": sum(c["approval"] == "approved" for c in cards)}
@@ -139,12 +141,13 @@ def render_report(results: list, verdicts: dict, *, title: str = "QA report",
 
 
 def write_report(results: list, verdicts: dict, out_dir: str | os.PathLike, *, title: str = "QA report",
-                 approvals: dict[str, dict] | None = None, name: str = "qa_report.html") -> Path:
+                 approvals: dict[str, dict] | None = None, name: str = "qa_report.html",
+                 comments: dict[str, list] | None = None) -> Path:
     """Write the report into ``out_dir`` atomically (temp name, then rename) and return its path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / name
     tmp = out_dir / f".{name}.partial"
-    tmp.write_text(render_report(results, verdicts, title=title, approvals=approvals), encoding="utf-8")
+    tmp.write_text(render_report(results, verdicts, title=title, approvals=approvals, comments=comments), encoding="utf-8")
     os.replace(tmp, path)
     return path
