@@ -151,10 +151,12 @@ def add_comment(run_dir: str | os.PathLike, name: str, *, text: str, frame: int 
     """
     from fractions import Fraction
 
-    from ray32.timecode import format_seconds, format_timecode, parse_time
+    from ray32.timecode import TimeFormatError, format_seconds, format_timecode, parse_time
 
     if not (text or "").strip():
         raise ApprovalError("a comment needs text: write what you see at this moment")
+    if name == "all":
+        raise ApprovalError("a comment is on one variant: give its slug, not 'all'")
     if frame is None and (time is None or not str(time).strip()):
         raise ApprovalError("a comment needs a time: give the frame or the time in the clip")
     user = user or reviewer()
@@ -167,7 +169,10 @@ def add_comment(run_dir: str | os.PathLike, name: str, *, text: str, frame: int 
         if v.get("state") != "rendered" or not v.get("frames"):
             raise ApprovalError(f"{slug} was not rendered ({v.get('state')}); there is nothing to comment on")
         fps, count = Fraction(str(v.get("fps") or 24)), int(v["frames"])
-        f = int(frame) if frame is not None else parse_time(str(time), fps)
+        try:
+            f = int(frame) if frame is not None else parse_time(str(time), fps)
+        except TimeFormatError as ex:
+            raise ApprovalError(str(ex)) from None
         if not 0 <= f < count:
             raise ApprovalError(f"frame {f} is outside the clip of {slug}: it has frames 0-{count - 1} "
                                 f"({format_timecode(0, fps)}-{format_timecode(count - 1, fps)}); pick a time "

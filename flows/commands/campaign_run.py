@@ -49,6 +49,11 @@ def register(sub) -> None:
     p.add_argument("--qa-samples", type=int, default=9, help="frames OCR and face identity look at (default 9)")
     p.add_argument("--auto-approve", action="store_true", help="approve the variants that pass QA")
     p.add_argument("--review", action="store_true",
+                   help="after the run, serve the review page (ray32 review) and print its URL; Ctrl-C stops")
+    from flows.commands.review import add_review_arguments
+
+    add_review_arguments(p, prefix="review-")
+    p.add_argument("--review-in-prefect", action="store_true",
                    help="pause for a reviewer's decisions in the Prefect UI (needs 'prefect server start')")
     p.add_argument("--no-package", action="store_true", help="stop after the QA report")
     p.set_defaults(func=cmd_run)
@@ -117,10 +122,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_campaign(args.campaign, runner=args.runner, address=args.address, workers=args.workers,
                           runs_dir=str(args.runs_dir), deliverables_dir=str(args.deliverables), run=args.run,
                           engine=args.engine, formats=formats, qa_samples=args.qa_samples,
-                          auto_approve=args.auto_approve, review=args.review, gpus=args.gpus,
+                          auto_approve=args.auto_approve, review=args.review_in_prefect, gpus=args.gpus,
                           package=not args.no_package)
     print_result(result)
+    if args.review:
+        _serve_review(args, result)
     return 1 if result["failed"] else 0
+
+
+def _serve_review(args: argparse.Namespace, result: dict, user: str | None = None) -> None:
+    """``--review``: serve the run's review page (``ray32 review``) until Ctrl-C."""
+    from flows.commands.review import serve
+
+    print(f"review:       ray32 review {result['run_dir']}  (serving it now)", flush=True)
+    serve(result["run_dir"], host=args.review_host, port=args.review_port, token=args.review_token,
+          user=user or os.environ.get("RAY32_USER"), deliverables=args.deliverables)
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -192,6 +208,11 @@ def add_demo_arguments(d: argparse.ArgumentParser) -> None:
                    help=f"frames OCR and face identity look at (default {DEMO_QA_SAMPLES} in the demo)")
     d.add_argument("--workers", type=int, help="parallel renders (default: the CPU count, at most 4)")
     d.add_argument("--no-campaign", action="store_true", help="only make and probe the shot")
+    d.add_argument("--review", action="store_true",
+                   help="then open the demo run for review in the browser (ray32 review; Ctrl-C stops)")
+    from flows.commands.review import add_review_arguments
+
+    add_review_arguments(d, prefix="review-")
 
 
 def run_demo_campaign(args: argparse.Namespace) -> int:
@@ -204,8 +225,13 @@ def run_demo_campaign(args: argparse.Namespace) -> int:
 
     print()
     print(f"running campaign {args.campaign} ...", flush=True)
+    reviewer = os.environ.get("RAY32_USER")  # who reviews with --review (the page asks when unset)
     os.environ.setdefault("RAY32_USER", "ray32 demo (auto-approved: QA passed)")
     result = run_campaign(args.campaign, runs_dir=str(args.runs_dir), deliverables_dir=str(args.deliverables),
                           qa_samples=args.qa_samples, workers=args.workers, auto_approve=True)
     print_result(result)
+    if getattr(args, "review", False):
+        if reviewer is None:
+            os.environ.pop("RAY32_USER", None)
+        _serve_review(args, result, reviewer)
     return 1 if result["failed"] else 0

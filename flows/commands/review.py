@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -35,11 +36,9 @@ def add_review_arguments(p: argparse.ArgumentParser, prefix: str = "") -> None:
 
 def serve(run_dir, *, host: str, port: int, token: str | None, user: str | None, deliverables: Path) -> int:
     """Serve the review page of ``run_dir`` until Ctrl-C."""
-    import os
-
     from flows.review import serve_review
 
-    serve_review(run_dir, host=host, port=port, token=token, user=user or os.environ.get("RAY32_USER"),
+    serve_review(run_dir, host=host, port=port, token=token, user=user,
                  runs_dir=Path(run_dir).parent.parent, deliverables=deliverables,
                  announce=lambda line: print(line, flush=True))
     return 0
@@ -49,5 +48,6 @@ def cmd_review(args: argparse.Namespace) -> int:
     from flows.manifest import resolve_run
 
     run_dir = resolve_run(args.run, args.runs_dir)
-    return serve(run_dir, host=args.host, port=args.port, token=args.token, user=args.user,
+    return serve(run_dir, host=args.host, port=args.port, token=args.token,
+                 user=args.user or os.environ.get("RAY32_USER"),
                  deliverables=args.deliverables)

@@ -380,5 +380,11 @@ def serve_review(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 87
         token = secrets.token_urlsafe(18)
     _port_free(host, port)
     app = create_app(run_dir, token=token, **kwargs)
-    announce(f"review: {review_url(host, port, token)}  (Ctrl-C stops)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            if self.started:  # listening now: the printed URL answers
+                announce(f"review: {review_url(host, port, token)}  (Ctrl-C stops)")
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)).run()
