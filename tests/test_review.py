@@ -39,7 +39,7 @@ def made(prefect_api, tmp_path_factory):
     work = tmp_path_factory.mktemp("review")
     camp = review_campaign(work / "camp")
     result = run_campaign(camp, runs_dir=str(work / "runs"), deliverables_dir=str(work / "deliv"), run="r1",
-                          cache_dir=str(work / "cache"), workers=2)
+                          cache_dir=str(work / "cache"), workers=2, qa_samples=3)
     run_dir = Path(result["run_dir"])
     m = mf.load_manifest(run_dir)
     assert {s: v["qa"]["verdict"] for s, v in m["variants"].items()} == {
