@@ -148,6 +148,7 @@ def write_report(results: list, verdicts: dict, out_dir: str | os.PathLike, *, t
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / name
     tmp = out_dir / f".{name}.partial"
-    tmp.write_text(render_report(results, verdicts, title=title, approvals=approvals, comments=comments), encoding="utf-8")
+    tmp.write_text(render_report(results, verdicts, title=title, approvals=approvals, comments=comments),
+                   encoding="utf-8")
     os.replace(tmp, path)
     return path

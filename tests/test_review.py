@@ -112,7 +112,7 @@ def test_review_in_chromium(made, tmp_path):
             wait_for(lambda: video_state(d, draft)["ended"], what="the draft to play to its end")
             assert video_state(d, draft)["time"] > 0.45
 
-            # Seek to frame 7 through the comment markers' way in: a reason button on a failed variant ...
+            # Seek: a QA reason's timecode button on a failed variant ...
             fr = section(d, FR_GOLDEN)
             fr.find_element("css selector", "ul.reasons button.seek").click()
             frv = fr.find_element("css selector", "video.draft")
@@ -296,7 +296,8 @@ def test_http_guards_and_bad_input(made, tmp_path):
         good = {"variant": GOLDEN, "state": "approved", "note": "fine", "user": "kim"}
         status, _, text = request(srv.url + "api/decision", data=good)
         assert status == 403 and "CSRF" in text
-        status, _, text = request(srv.url + "api/decision", data=good, headers={**csrf, "Origin": "http://evil.example"})
+        status, _, text = request(srv.url + "api/decision", data=good,
+                                  headers={**csrf, "Origin": "http://evil.example"})
         assert status == 403 and "another site" in text
         assert request(srv.url + "api/decision", method="GET")[0] == 405
         cases = [

@@ -82,7 +82,11 @@ async function decide(section, state) {
   const overrideInput = section.querySelector(".override");
   const override = overrideInput ? overrideInput.value.trim() : "";
   if (needName(section)) return;
-  if (!note) { message(section, "write a note: why you " + (state === "approved" ? "approve" : "reject") + " this variant", true); section.querySelector(".note").focus(); return; }
+  if (!note) {
+    message(section, `write a note: why you ${state === "approved" ? "approve" : "reject"} this variant`, true);
+    section.querySelector(".note").focus();
+    return;
+  }
   if (state === "approved" && section.dataset.qa === "fail" && !override) {
     message(section, "this variant failed QA: write the override reason (why deliver it anyway) to approve it", true);
     overrideInput.focus();
@@ -99,7 +103,11 @@ async function decide(section, state) {
     badge.className = `badge review ${data.review}`;
     badge.textContent = `${data.review} · ${data.approval.by}`;
     let history = section.querySelector(".history");
-    if (!history) { history = document.createElement("ul"); history.className = "history"; section.querySelector(".decision").appendChild(history); }
+    if (!history) {
+      history = document.createElement("ul");
+      history.className = "history";
+      section.querySelector(".decision").appendChild(history);
+    }
     const li = document.createElement("li");
     li.textContent = `${data.approval.state} by ${data.approval.by} at ${data.approval.at}: ${data.approval.note}` +
                      (data.approval.override ? ` (override: ${data.approval.override})` : "");
@@ -146,7 +154,9 @@ function recount() {
   const n = (pred) => String(all.filter(pred).length);
   document.getElementById("n-all").textContent = String(all.length);
   document.getElementById("n-fail").textContent = n((s) => s.dataset.qa !== "pass");
-  for (const k of ["awaiting", "approved", "rejected"]) document.getElementById(`n-${k}`).textContent = n((s) => s.dataset.review === k);
+  for (const k of ["awaiting", "approved", "rejected"]) {
+    document.getElementById(`n-${k}`).textContent = n((s) => s.dataset.review === k);
+  }
   applyFilters();
 }
 
@@ -156,7 +166,8 @@ function applyFilters() {
   const axes = [...document.querySelectorAll(".axis-filter")].filter((s) => s.value !== "");
   let shown = 0;
   document.querySelectorAll("section.variant").forEach((s) => {
-    let ok = statusFilter === "all" || (statusFilter === "fail" ? s.dataset.qa !== "pass" : s.dataset.review === statusFilter);
+    let ok = statusFilter === "all" ||
+             (statusFilter === "fail" ? s.dataset.qa !== "pass" : s.dataset.review === statusFilter);
     for (const sel of axes) {
       const mine = [...s.querySelectorAll(".sub .axis")].find((a) => a.dataset.axis === sel.dataset.axis);
       if (!mine || mine.dataset.value !== sel.value) ok = false;
@@ -184,11 +195,16 @@ document.addEventListener("DOMContentLoaded", () => {
     if (draft) {
       const follow = () => {
         showTime(section);
-        if (source && Math.abs(source.currentTime - draft.currentTime) > 0.05) source.currentTime = draft.currentTime;
+        if (source && Math.abs(source.currentTime - draft.currentTime) > 0.05) {
+          source.currentTime = draft.currentTime;
+        }
       };
       ["timeupdate", "seeked", "loadedmetadata"].forEach((ev) => draft.addEventListener(ev, follow));
       if (source) {
-        draft.addEventListener("play", () => { source.currentTime = draft.currentTime; source.play().catch(() => {}); });
+        draft.addEventListener("play", () => {
+          source.currentTime = draft.currentTime;
+          source.play().catch(() => {});
+        });
         draft.addEventListener("pause", () => { source.pause(); source.currentTime = draft.currentTime; });
       }
     }
