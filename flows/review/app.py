@@ -138,7 +138,9 @@ def page_model(manifest: dict, has_source: bool) -> dict:
         fps = Fraction(str(v.get("fps") or 24))
         qa = v.get("qa") or {}
         reasons = []
-        for reason, frame in zip(qa.get("reasons") or [], (qa.get("frames") or []) + [None] * 99):
+        frames = list(qa.get("frames") or [])
+        for i, reason in enumerate(qa.get("reasons") or []):
+            frame = frames[i] if i < len(frames) else None
             reasons.append({"text": reason, "frame": frame,
                             "timecode": None if frame is None else format_timecode(frame, fps),
                             "time": None if frame is None else format_seconds(Fraction(frame) / fps)})
