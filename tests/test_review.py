@@ -285,6 +285,9 @@ def test_http_guards_and_bad_input(made, tmp_path):
         assert status == 206 and headers["content-range"] == f"bytes 100-199/{size}"
         assert request(srv.url + "media/source", headers={"Range": "bytes=0-9"})[0] == 206
         assert (run_dir / "review" / "source.mp4").is_file()
+        status, headers, report = request(srv.url + "report")   # the static report, under its own policy
+        assert status == 200 and "QA: campaign demo, run r1" in report
+        assert headers["content-security-policy"].startswith("default-src 'none'; img-src data:")
         # Nothing outside the run's folders, whatever the path says.
         for path in ("media/..%2F..%2F..%2Fetc%2Fpasswd/draft", "media/../../manifest.json", "static/..%2Fapp.py",
                      "static/app.py", f"media/{GOLDEN}/prores", "media/nope/draft", "manifest.json"):

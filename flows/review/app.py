@@ -4,6 +4,7 @@ Routes::
 
     GET  /                       the page (jinja2, autoescaped; the only script is /static/review.js)
     GET  /static/<name>          review.js, review.css
+    GET  /report                 the run's static QA report (failing frames side by side, plots)
     GET  /media/<slug>/draft     a variant's draft (H.264), with HTTP range requests
     GET  /media/source           the run's source shot, trimmed like the run, as H.264 (made once, in the run)
     POST /api/decision           {variant, state: approved|rejected, note, override, user, stamp}
@@ -50,6 +51,7 @@ MAX_TEXT = 4000
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
        "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
 SOURCE_PROXY = Path("review") / "source.mp4"
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 class ReviewError(mf.RunError):
@@ -301,6 +303,14 @@ class ReviewServer:
         folder = mf.render_dir(self.runs_dir, manifest["campaign"], v.get("cache_key") or v["variant_id"])
         return self.served(folder / v["outputs"]["draft"])
 
+    async def report(self, request: Request) -> Response:
+        path = self.run_dir / "qa_report.html"
+        if not path.is_file():
+            return PlainTextResponse("this run has no QA report yet", status_code=404)
+        resp = FileResponse(path, media_type="text/html; charset=utf-8")
+        resp.headers["Content-Security-Policy"] = REPORT_CSP   # the report's own: inline styles and images only
+        return resp
+
     async def source_media(self, request: Request) -> Response:
         if self.source is None:
             return PlainTextResponse("the source shot of this run is not available", status_code=404)
@@ -334,14 +344,14 @@ def create_app(run_dir: str | Path, **kwargs) -> Starlette:
                 return JSONResponse({"ok": False, "error": str(ex)}, status_code=400)
         return endpoint
 
-    routes = [Route("/", server.page), Route("/static/{name}", server.static),
+    routes = [Route("/", server.page), Route("/static/{name}", server.static), Route("/report", server.report),
               Route("/media/source", server.source_media), Route("/media/{slug}/{kind}", server.media),
               Route("/api/decision", api(server.decide), methods=["POST"]),
               Route("/api/comment", api(server.comment), methods=["POST"])]
     async def guard(request: Request, call_next):
         refused = server.refuse(request)
         response = refused if refused is not None else await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
+        response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["Cache-Control"] = "no-store" if response.media_type != "video/mp4" else "private"
