@@ -157,7 +157,7 @@ def check_requests(ctx: RunContext, variants: list[dict]) -> None:
     from ray32.export import available_formats
     from ray32.request import RenderRequest
 
-    get_engine(ctx.engine)
+    engine = get_engine(ctx.engine)
     shot = _shot(ctx)
     problems = []
     for v in variants:
@@ -169,6 +169,9 @@ def check_requests(ctx: RunContext, variants: list[dict]) -> None:
             req = RenderRequest.model_validate({**absolute_request(v["request"], ctx.root),
                                                 "outputs": wanted_formats(ctx, v)})
             req.check_times(shot.fps, shot.frame_count)
+            refused = engine.refusals(req)  # the run's --engine may differ from the one planned
+            if refused:
+                raise Ray32Error("; ".join(refused))
         except (Ray32Error, ValidationError) as ex:
             problems.append(f"{v['slug']}: {ex}")
     if problems:

@@ -80,6 +80,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                          use_cache=not args.recheck)
     for w in plan.warnings:
         print(f"ray32: warning: prompt lint: {w}", file=sys.stderr)
+    for w in plan.input_warnings:
+        print(f"ray32: warning: {w}", file=sys.stderr)
     if args.json:
         json.dump(plan.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
