@@ -194,7 +194,8 @@ def check_request_files(request, *, names: dict[str, str] | None = None) -> list
     problems, warnings = [], []
     d = request if isinstance(request, dict) else request.model_dump()
     for field, kind, path in request_files(d):
-        label = (names or {}).get(field) or field
+        names = names or {}
+        label = names.get(field) or names.get(field.split("[")[0].split(".")[0]) or field
         try:
             if kind == "lut":
                 check_cube(path)
@@ -305,7 +306,7 @@ def check_request_inputs(request, engine: str, *, source: str | os.PathLike | No
                 warnings.append(f"the {engine} engine does not use the request's '{field}'; it changes no pixels")
         problems = list(dict.fromkeys(problems))
     try:
-        warnings += check_request_files(request, names={k: v for k, v in options.items() if "." in k})
+        warnings += check_request_files(request, names=options)
     except InputError as ex:
         problems += ex.problems
     if source is not None:

@@ -163,7 +163,8 @@ class Grade(_Model):
     @classmethod
     def _cube(cls, v):
         if v is not None and Path(v).suffix.lower() != ".cube":
-            raise ValueError(f"lut must be a .cube file, got {str(v)!r}")
+            raise ValueError(f"lut must be a .cube file, got {str(v)!r}; export the LUT as .cube (Resolve / Adobe "
+                             "format)")
         return v
 
     def values(self) -> dict[str, float]:

@@ -510,7 +510,8 @@ def resolve_trim(info: ShotInfo, start=None, end=None, *, names: tuple[str, str]
         raise ShotError(info.path, f"{ename} {end} (frame {stop}) is past the end of the clip, which has {total} "
                                    f"frames ({dur}); use an end of at most {dur} or leave {ename} out")
     if stop <= first:
-        raise ShotError(info.path, f"{ename} {end} (frame {stop}) must come after {sname} {start} (frame {first})")
+        raise ShotError(info.path, f"{ename} {end} (frame {stop}) must come after {sname} {start} (frame {first}); "
+                                   "give an end later than the start")
     return first, stop
 
 

@@ -153,7 +153,8 @@ def _check_sheets(root: Path, spec_matrix: Matrix, matrix_override, problems: Pr
         bound_axes[axis] = table
     rules_table = tables.get(spec_matrix.rules) if spec_matrix.rules else None
     if rules_table is not None:
-        keys = {a: [t.value(c, "key") for _, c in t.rows if t.value(c, "key")] for a, t in bound_axes.items()}
+        keys = {a: [t.value(c, "key") for _, c in bound_axes[a].rows if t.value(c, "key")] if a in bound_axes
+                else None for a in spec_matrix.axes for t in [bound_axes.get(a)]}
         cols = rules_columns(keys)
         rules_table.bind(cols, problems, allow_unknown=False)
         to_check.append((rules_table, cols))

@@ -114,7 +114,9 @@ def build_request(args: argparse.Namespace):
         try:
             data = json.loads(Path(args.request).read_text())
         except (OSError, ValueError) as ex:
-            raise RenderArgsError(f"--request {str(args.request)!r} cannot be read as JSON: {ex}") from ex
+            raise RenderArgsError(f"--request {str(args.request)!r} cannot be read as JSON ({ex}); write it as a "
+                                  "JSON object of request fields, e.g. {\"prompt\": \"...\", \"grade\": "
+                                  "{\"exposure\": 0.5}}") from ex
     if args.prompt is not None:
         data["prompt"] = args.prompt
     if args.keyframe:
@@ -158,8 +160,8 @@ def build_request(args: argparse.Namespace):
         from ray32.inputs import validation_problems
 
         problems = "; ".join(validation_problems(ex, RenderRequest))
-        source = f"--request {str(args.request)!r} with the options" if args.request else "the options"
-        raise RenderArgsError(f"the render request ({source}) is not valid: {problems}") from None
+        source = f"from --request {str(args.request)!r} and the options" if args.request else "from the options"
+        raise RenderArgsError(f"the render request {source} is not valid: {problems}") from None
 
 
 def render_to_files(source: Path, request, *, engine_name: str = "composite", out_dir: Path, stem: str | None = None,
