@@ -384,13 +384,13 @@ def probe(path: str | os.PathLike) -> ShotInfo:
                                                                                 ("gif", "apng", "webp")):
             raise ShotError(path, f"is a still image ({cc.name}), not a video shot; a source shot is a video clip "
                                   "(MP4 or MOV) of at least two frames: give the clip the image was taken from")
-        if len(pts_list) < 2:
-            raise ShotError(path, "has only one frame; a source shot is a video of at least two frames: export the "
-                                  "whole take")
         if declared and len(pts_list) < declared:
             n = len(pts_list)
             raise ShotError(path, f"is truncated: the index lists {declared} frames but only {n} are in the file; "
                                   "copy the complete file again", frame=n)
+        if len(pts_list) < 2:
+            raise ShotError(path, "has only one frame; a source shot is a video of at least two frames: export the "
+                                  "whole take")
         order = sorted(range(len(pts_list)), key=pts_list.__getitem__)
         pts_sorted = [pts_list[i] for i in order]
         start_pts = pts_sorted[0]
