@@ -296,6 +296,9 @@ def check_request_inputs(request, engine: str, *, source: str | os.PathLike | No
         cls = None
     if cls is not None:
         problems += cls.refusals(request)
+        for key in cls.unknown_options(request.engine_options):
+            problems.append(f"engine_options.{key}: unknown option for the {engine} engine; the options it knows "
+                            f"are {', '.join(cls.options) or 'none'} (check the spelling)")
         for field in cls.ignored_controls(request):
             opt = options.get(field.split("[")[0])
             if opt:

@@ -201,6 +201,9 @@ CASES = [
     Case("unknown-engine", yaml_case("  name: composite", "  name: comp0site"),
          ["engine.name", "unknown engine 'comp0site'; available here: composite, wan-vace"],
          "name one of those engines"),
+    Case("unknown-engine-option", yaml_case("  name: composite", "  name: composite\n  options: {reframe_subjct: label}"),
+         ["engine.options.reframe_subjct", "unknown option for engine 'composite'; the options it knows are "
+          "reframe_subject, reframe_smooth_seconds"], "correct its spelling or remove it"),
     Case("outpaint-on-composite", yaml_case("outputs: [draft]", "outputs: [draft]\nreframe:\n"
                                             "  - {aspect: '9:16', method: outpaint}"),
          ["reframe[0].method", "the composite engine reframes by crop only, not 'outpaint'"],
@@ -254,6 +257,11 @@ CASES = [
     Case("render-request-unknown-nested-key", render("--request", "req.json", prepare=lambda w: (w / "req.json")
                                                      .write_text(json.dumps({"grade": {"temprature": 3200}}))),
          ["grade.temprature: unknown key; known keys here: temperature, tint, exposure"], "check the spelling"),
+    Case("render-request-unknown-engine-option", render(
+        "--engine", "wan-vace", "--request", "req.json", prepare=lambda w: (w / "req.json").write_text(
+            json.dumps({"prompt": "golden hour", "engine_options": {"step": 8}}))),
+         ["engine_options.step: unknown option for the wan-vace engine; the options it knows are ", "steps"],
+         "check the spelling"),
     Case("render-request-not-json", render("--request", "req.json", prepare=lambda w: text_file(w / "req.json",
                                                                                                 "prompt: x\n")),
          ["--request 'req.json' cannot be read as JSON"], "write it as a JSON object of request fields"),

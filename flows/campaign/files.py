@@ -147,6 +147,9 @@ def check_engine(spec: CampaignSpec, engine_cls, variants: list[dict], yaml_prob
     """What the campaign asks of an engine that cannot do it (an error per reframe target) or does not use it (a
     warning per field, naming the field, the engine and where it is set)."""
     name = spec.engine.name
+    for key in engine_cls.unknown_options(spec.engine.options):
+        yaml_problem(("engine", "options", key), f"unknown option for engine '{name}'; the options it knows are "
+                     f"{', '.join(engine_cls.options) or 'none'}", "correct its spelling or remove it")
     for i, r in enumerate(spec.reframe):
         for why in engine_cls.refusals({"reframe": r.model_dump()}):
             yaml_problem(("reframe", i, "method"), why, "", r.method)
@@ -157,6 +160,9 @@ def check_engine(spec: CampaignSpec, engine_cls, variants: list[dict], yaml_prob
                 continue  # every planned variant has its template's prompt: the record for review and QA
             counts[field] = counts.get(field, 0) + 1
     warnings = []
+    if spec.defaults.steps is not None and engine_cls.unknown_options({"steps": spec.defaults.steps}):
+        warnings.append(f"engine '{name}' does not use 'defaults.steps' (it has no denoising steps): it changes no "
+                        "pixels. Remove it, or choose an engine that uses it (engine: name: wan-vace)")
     for field, n in counts.items():
         where = REQUEST_KEYS.get(field.split("[")[0], ("", "the campaign"))[1]
         warnings.append(f"engine '{name}' does not use '{field}' (set in {where}; {n} of {len(variants)} "

@@ -181,6 +181,9 @@ class Engine(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     prepare_version: ClassVar[str] = "1"
+    options: ClassVar[tuple[str, ...] | None] = None
+    """The ``engine_options`` keys this engine reads; any other key is an error that lists these (None: not
+    declared, not checked)."""
     ignores: ClassVar[tuple[str, ...]] = ()
     """Request fields this engine accepts and does not use (a warning names them when a campaign or a request
     file sets them; an error when they are asked for on the command line)."""
@@ -202,6 +205,13 @@ class Engine(ABC):
             elif value not in (None, "", [], {}):
                 out.append(name)
         return out
+
+    @classmethod
+    def unknown_options(cls, engine_options: dict) -> list[str]:
+        """The keys of ``engine_options`` this engine does not read (empty when it declares no ``options``)."""
+        if cls.options is None:
+            return []
+        return [k for k in engine_options if k not in cls.options]
 
     @classmethod
     def refusals(cls, request) -> list[str]:

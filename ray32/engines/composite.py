@@ -33,6 +33,7 @@ class CompositeEngine(Engine):
     version = "1.0"
     chunk_frames = 8
     ignores = ("prompt", "keyframes", "motion_adherence", "structure_adherence")
+    options = ("reframe_subject", "reframe_smooth_seconds")
 
     @classmethod
     def refusals(cls, request) -> list[str]:
