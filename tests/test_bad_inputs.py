@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +70,6 @@ class Case:
     names: list[str]                 # what the message must name (file, key, option, value)
     todo: str                        # the part of the message that says what to do
     rc: int = 2
-    extra: list[str] = field(default_factory=list)
 
 
 def camp(work: Path) -> Path:
@@ -82,6 +81,15 @@ def camp(work: Path) -> Path:
 
 def plan(work: Path) -> list[str]:
     return ["campaign", "plan", str(camp(work))]
+
+
+def run_campaign_with(*args: str, setup):
+    """``ray32 campaign run`` of the campaign ``setup`` breaks, runs and deliverables inside the working folder."""
+    def run(work):
+        setup(work)
+        return ["campaign", "run", str(camp(work)), "--runs-dir", str(work / "runs"), "--deliverables",
+                str(work / "deliverables"), *args]
+    return run
 
 
 def yaml_case(old: str, new: str, prepare=None):
@@ -208,6 +216,11 @@ CASES = [
                                             "  - {aspect: '9:16', method: outpaint}"),
          ["reframe[0].method", "the composite engine reframes by crop only, not 'outpaint'"],
          "use reframe method 'crop', or a generative engine (wan-vace)"),
+    Case("run-with-an-engine-that-cannot", run_campaign_with(
+        "--engine", "composite", setup=yaml_case("  name: composite", "  name: wan-vace", lambda c: edit_yaml(
+            c, "outputs: [draft]", "outputs: [draft]\nreframe:\n  - {aspect: '1:1', method: outpaint}"))),
+         ["17 variant(s) cannot be rendered; nothing was rendered", "de-aqua500-golden-1x1-outpaint: the composite "
+          "engine reframes by crop only, not 'outpaint'"], "use reframe method 'crop'"),
     Case("template-missing", yaml_case("prompt_template: target_state.j2", "prompt_template: target.j2"),
          ["prompt_template", "target.j2"], "name another one in prompt_templates/"),
     Case("campaign-folder-missing", lambda work: ["campaign", "plan", str(work / "campaing")],

@@ -54,8 +54,10 @@ def check_source(spec: CampaignSpec, src_path: Path, yaml_problem: YamlProblem):
                      detect_cuts=False, trim_names=TRIM_NAMES)
 
 
-def check_times(spec: CampaignSpec, shot, yaml_problem: YamlProblem) -> None:
-    """Every time campaign.yaml gives (keyframes, grade keys, label reference frames) inside the trimmed shot."""
+def check_times(spec: CampaignSpec, shot, yaml_problem: YamlProblem, *, lighting: set[str], products: set[str]
+                ) -> None:
+    """Every time campaign.yaml gives inside the trimmed shot: keyframes, and the grade keys and label reference
+    frames of the ``lighting`` presets and ``products`` the sheets use (an entry no row uses renders nothing)."""
     from ray32.request import RequestError, _resolve_times, resolve_frame
 
     fps, n = shot.fps, shot.frame_count
@@ -76,11 +78,11 @@ def check_times(spec: CampaignSpec, shot, yaml_problem: YamlProblem) -> None:
 
     each([(("keyframes", i, "time"), k.time) for i, k in enumerate(spec.keyframes)], "keyframe")
     for key, preset in spec.lighting.items():
-        if preset.grade is not None:
+        if preset.grade is not None and key in lighting:
             each([(("lighting", key, "grade", "keyframes", j, "time"), g.time)
                   for j, g in enumerate(preset.grade.keyframes)], "grade key")
     for key, prod in spec.products.items():
-        if prod.label is not None:
+        if prod.label is not None and key in products:
             try:
                 resolve_frame(prod.label.frame, fps, n, what="label frame")
             except RequestError as ex:

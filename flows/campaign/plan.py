@@ -228,8 +228,6 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
 
     input_warnings = files.check_assets(spec, located, yaml_problem)
     shot = files.check_source(spec, src_path, yaml_problem) if src_path is not None else None
-    if shot is not None:
-        files.check_times(spec, shot, yaml_problem)
     try:
         engine_cls = engine_class(spec.engine.name)
     except EngineError as ex:
@@ -262,6 +260,9 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
                 ov = {}  # reported by the sheet checks
             rows.append(expansion.AxisRow(axis, values["key"], values, ov, where))
         axis_rows[axis] = rows
+    if shot is not None:
+        files.check_times(spec, shot, yaml_problem, lighting={r.key for r in axis_rows.get("lighting", [])},
+                          products={r.key for r in axis_rows.get("product", [])})
     if "product" in axis_rows and "market" in axis_rows:
         for prow in axis_rows["product"]:
             prod = spec.products.get(prow.key)
