@@ -253,8 +253,9 @@ CASES = [
          ["label artwork (--label-art) 'labels/de.png' does not exist"], "check the path"),
     Case("render-prompt-on-composite", render("--prompt", "the same shot at golden hour"),
          ["--prompt: the composite engine does not use prompt"], "leave it out, or choose an engine that uses it"),
-    Case("render-keyframe-on-composite", render("--keyframe", "1=camp/labels/aqua500-de.png"),
-         ["--keyframe: the composite engine does not use keyframes"], "leave it out"),
+    Case("render-missing-guide-on-composite", render("--keyframe", "1=guides/missing.png"),
+         ["2 problems found", "--keyframe: the composite engine does not use keyframes",
+          "keyframe guide (--keyframe) 'guides/missing.png' does not exist"], "leave it out"),
     Case("render-guide-missing", render("--engine", "wan-vace", "--keyframe", "1=guides/one.png"),
          ["keyframe guide (--keyframe) 'guides/one.png' does not exist"], "check the path"),
     Case("render-keyframe-outside", render("--engine", "wan-vace", "--keyframe", "4=camp/labels/aqua500-de.png"),
@@ -384,6 +385,22 @@ def test_request_file_fields_unused_by_the_engine_warn(tmp_path, monkeypatch, ca
     assert rc == 0
     assert "ray32: warning: the composite engine does not use the request's 'prompt'" in capsys.readouterr().err
     assert (tmp_path / "o" / "demo_shot_composite_draft.mp4").is_file()
+
+
+def test_render_warns_about_artwork_far_from_the_label_shape(tmp_path):
+    from ray32.inputs import check_request_inputs
+    from ray32.request import RenderRequest
+
+    art = png(tmp_path / "wide.png", 400, 40)
+    corners = [[0, 0], [100, 0], [100, 100], [0, 100]]
+    request = RenderRequest(label_swap={"artwork": art, "text": "AQUA", "corners": corners})
+    warnings = check_request_inputs(request, "composite", options={"label_swap.artwork": "--label-art"})
+    assert warnings == [f"label artwork '{art}' (--label-art) is 400x40 (aspect 10.00) but the label's corners make "
+                        "a quad of aspect 1.00: it will be stretched 10.0x; export the artwork at the label's shape "
+                        "or check the corners"]
+    square = png(tmp_path / "square.png", 120, 100)
+    assert check_request_inputs(request.model_copy(update={"label_swap": request.label_swap.model_copy(
+        update={"artwork": square})}), "composite") == []
 
 
 def test_plan_time_and_run_time_agree_on_times(tmp_path):
