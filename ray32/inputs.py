@@ -313,7 +313,7 @@ def check_request_inputs(request, engine: str, *, source: str | os.PathLike | No
     except InputError as ex:
         problems += ex.problems
     if source is not None:
-        from ray32.shot import ShotError, open_shot
+        from ray32.shot import open_shot
 
         try:
             shot = open_shot(source, start=start, end=end, detect_cuts=False)

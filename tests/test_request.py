@@ -61,7 +61,7 @@ def test_label_frame_forms():
     assert req(12).resolve_label_frame(FPS, 72) == 12
     assert req("12").resolve_label_frame(FPS, 72) == 12
     assert req("0.5s").resolve_label_frame(FPS, 72) == 12
-    with pytest.raises(RequestError, match=r"label_swap.frame 80 is frame 80, outside the shot's frames 0..71"):
+    with pytest.raises(RequestError, match=r"label_swap.frame 80 is outside the shot's frames 0..71"):
         req(80).resolve_label_frame(FPS, 72)
 
 

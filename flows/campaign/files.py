@@ -26,7 +26,6 @@ TRIM_NAMES = ("source.trim.start", "source.trim.end")
 def check_source(spec: CampaignSpec, src_path: Path, yaml_problem: YamlProblem):
     """Probe the source shot and apply the trim and the length limit. Returns the ``Shot`` or None."""
     from ray32.shot import MAX_SECONDS, ShotError, open_shot, probe, resolve_trim
-    from ray32.timecode import format_seconds
 
     trim = spec.source.trim
     try:
@@ -46,8 +45,8 @@ def check_source(spec: CampaignSpec, src_path: Path, yaml_problem: YamlProblem):
         yaml_problem(("source", "trim") if trim else ("source", "path"),
                      f"source shot '{spec.source.path}' is {float(duration):.2f} s long ({stop - first} frames); a "
                      f"source may be at most {float(MAX_SECONDS):g} s",
-                     f"trim it under source: with 'trim: {{start: {format_seconds(start)}, end: "
-                     f"{format_seconds(start + MAX_SECONDS)}}}' (or any window of at most "
+                     f"trim it under source: with 'trim: {{start: {float(start):g}, end: "
+                     f"{float(start + MAX_SECONDS):g}}}' (seconds; or any window of at most "
                      f"{float(MAX_SECONDS):g} s)")
         return None
     return open_shot(src_path, start=trim.start if trim else None, end=trim.end if trim else None, info=info,
