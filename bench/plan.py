@@ -38,6 +38,7 @@ def make_campaign(folder: Path) -> Path:
     (folder / "source").mkdir(parents=True)
     shutil.copy(demo / "source" / "demo_shot.mp4", folder / "source" / "shot.mp4")
     (folder / "labels").mkdir()
+    from PIL import Image
     markets = [f"m{i}" for i in range(N)]
     codes = [f"{chr(97 + i)}{chr(97 + i)}" for i in range(N)]   # aa, bb, ...
     products, lights = [f"p{i}" for i in range(SIZES["product"])], [f"l{i}" for i in range(SIZES["lighting"])]
@@ -49,7 +50,9 @@ def make_campaign(folder: Path) -> Path:
         lines += [f"  {p}:", "    label: {frame: 0, corners: [[0, 0], [10, 0], [10, 10], [0, 10]]}", "    labels:"]
         for c in codes:
             art = f"labels/{p}-{c}.png"
-            (folder / art).write_bytes(f"artwork {p} {c}".encode())   # content only matters for the hash
+            # A small real image per artwork (the plan decodes each one), distinct so that each has its own hash.
+            k = products.index(p) * N + codes.index(c)
+            Image.new("RGB", (16, 16), (k % 256, k // 256, 128)).save(folder / art)
             lines.append(f"      {c}: {{artwork: {art}, text: \"{p.upper()} {c.upper()}\"}}")
     lines.append("lighting:")
     for i, k in enumerate(lights):

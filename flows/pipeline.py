@@ -157,9 +157,9 @@ def check_requests(ctx: RunContext, variants: list[dict]) -> None:
     from ray32.export import available_formats
     from ray32.request import RenderRequest
 
-    get_engine(ctx.engine)
+    engine = get_engine(ctx.engine)
     shot = _shot(ctx)
-    problems = []
+    problems: dict[str, list[str]] = {}  # reason -> the variants it stops
     for v in variants:
         try:
             unknown = [f for f in wanted_formats(ctx, v) if f not in available_formats()]
@@ -169,11 +169,16 @@ def check_requests(ctx: RunContext, variants: list[dict]) -> None:
             req = RenderRequest.model_validate({**absolute_request(v["request"], ctx.root),
                                                 "outputs": wanted_formats(ctx, v)})
             req.check_times(shot.fps, shot.frame_count)
+            refused = engine.refusals(req)  # the run's --engine may differ from the one planned
+            if refused:
+                raise Ray32Error("; ".join(refused))
         except (Ray32Error, ValidationError) as ex:
-            problems.append(f"{v['slug']}: {ex}")
+            problems.setdefault(str(ex), []).append(v["slug"])
     if problems:
-        raise mf.RunError(f"campaign '{ctx.campaign}': {len(problems)} variant(s) cannot be rendered; nothing was "
-                          "rendered:\n  - " + "\n  - ".join(problems))
+        lines = [", ".join(slugs[:3]) + (f" and {len(slugs) - 3} more" if len(slugs) > 3 else "") + f": {why}"
+                 for why, slugs in problems.items()]
+        raise mf.RunError(f"campaign '{ctx.campaign}': {sum(map(len, problems.values()))} variant(s) cannot be "
+                          "rendered; nothing was rendered:\n  - " + "\n  - ".join(lines))
 
 
 def wanted_formats(ctx: RunContext, variant: dict) -> list[str]:

@@ -163,7 +163,8 @@ class Grade(_Model):
     @classmethod
     def _cube(cls, v):
         if v is not None and Path(v).suffix.lower() != ".cube":
-            raise ValueError(f"lut must be a .cube file, got {str(v)!r}")
+            raise ValueError(f"lut must be a .cube file, got {str(v)!r}; export the LUT as .cube (Resolve / Adobe "
+                             "format)")
         return v
 
     def values(self) -> dict[str, float]:
@@ -361,7 +362,8 @@ def resolve_frame(value: TimeValue, fps: Fraction, frame_count: int, *, what: st
         except TimeFormatError as ex:
             raise RequestError(f"{what}: {ex}") from ex
     if not 0 <= frame < frame_count:
-        raise RequestError(f"{what} {value!r} is frame {frame}, outside the shot's frames 0..{frame_count - 1} "
+        given = f"{what} {frame} is" if str(value).strip().isdigit() else f"{what} {value!r} is frame {frame},"
+        raise RequestError(f"{given} outside the shot's frames 0..{frame_count - 1} "
                            f"({format_seconds(Fraction(frame_count) / fps)} at {fps} fps)")
     return frame
 

@@ -379,10 +379,18 @@ def probe(path: str | os.PathLike) -> ShotInfo:
                                   f"{declared or '?'} frames (FFmpeg: {ex.strerror or ex})", frame=n) from ex
         if not pts_list:
             raise ShotError(path, "has a video stream with no frames")
+        fmt = container.format.name
+        if fmt.endswith("_pipe") or fmt in ("image2", "ico", "tiff", "bmp") or (len(pts_list) < 2 and fmt in
+                                                                                ("gif", "apng", "webp")):
+            raise ShotError(path, f"is a still image ({cc.name}), not a video shot; a source shot is a video clip "
+                                  "(MP4 or MOV) of at least two frames: give the clip the image was taken from")
         if declared and len(pts_list) < declared:
             n = len(pts_list)
             raise ShotError(path, f"is truncated: the index lists {declared} frames but only {n} are in the file; "
                                   "copy the complete file again", frame=n)
+        if len(pts_list) < 2:
+            raise ShotError(path, "has only one frame; a source shot is a video of at least two frames: export the "
+                                  "whole take")
         order = sorted(range(len(pts_list)), key=pts_list.__getitem__)
         pts_sorted = [pts_list[i] for i in order]
         start_pts = pts_sorted[0]
@@ -477,11 +485,17 @@ def _common_rate(mean: Fraction) -> Fraction:
 
 # ------------------------------------------------------------------------------------------------ validation
 
-def resolve_trim(info: ShotInfo, start=None, end=None) -> tuple[int, int]:
+CLI_TRIM = ("--start", "--end")
+"""How the trim is called in messages: the command line's options (a campaign passes its keys)."""
+
+
+def resolve_trim(info: ShotInfo, start=None, end=None, *, names: tuple[str, str] = CLI_TRIM) -> tuple[int, int]:
     """``start``/``end`` (seconds, timecode, clock or ``"60f"``) -> the frame range [first, stop).
 
-    ``end`` is exclusive: ``--start 1 --end 2`` at 24 fps gives frames 24..47, exactly 24 frames.
+    ``end`` is exclusive: ``--start 1 --end 2`` at 24 fps gives frames 24..47, exactly 24 frames. ``names`` are
+    what the trim is called in messages.
     """
+    sname, ename = names
     try:
         first = 0 if start in (None, "") else parse_time(start, info.fps)
         stop = info.frame_count if end in (None, "") else parse_time(end, info.fps)
@@ -490,19 +504,20 @@ def resolve_trim(info: ShotInfo, start=None, end=None) -> tuple[int, int]:
     total = info.frame_count
     dur = format_seconds(info.duration)
     if first < 0 or first >= total:
-        raise ShotError(info.path, f"--start {start} (frame {first}) is outside the clip, which has {total} "
+        raise ShotError(info.path, f"{sname} {start} (frame {first}) is outside the clip, which has {total} "
                                    f"frames ({dur}); use a start below {format_seconds(info.duration)}")
     if stop > total:
-        raise ShotError(info.path, f"--end {end} (frame {stop}) is past the end of the clip, which has {total} "
-                                   f"frames ({dur}); use an end of at most {dur} or leave --end out")
+        raise ShotError(info.path, f"{ename} {end} (frame {stop}) is past the end of the clip, which has {total} "
+                                   f"frames ({dur}); use an end of at most {dur} or leave {ename} out")
     if stop <= first:
-        raise ShotError(info.path, f"--end {end} (frame {stop}) must come after --start {start} (frame {first})")
+        raise ShotError(info.path, f"{ename} {end} (frame {stop}) must come after {sname} {start} (frame {first}); "
+                                   "give an end later than the start")
     return first, stop
 
 
 def open_shot(path: str | os.PathLike, *, start=None, end=None, max_seconds: Fraction | float = MAX_SECONDS,
               detect_cuts: bool = True, info: ShotInfo | None = None,
-              progress: Callable[[int, int], None] | None = None) -> Shot:
+              progress: Callable[[int, int], None] | None = None, trim_names: tuple[str, str] = CLI_TRIM) -> Shot:
     """Probe and validate a source shot against the limits; trim; look for cuts.
 
     Args:
@@ -512,6 +527,7 @@ def open_shot(path: str | os.PathLike, *, start=None, end=None, max_seconds: Fra
         detect_cuts: decode a small copy of the clip to find cuts (a source should be one take).
         info: a probe already made, to skip probing again.
         progress: ``progress(done, total)`` during cut detection.
+        trim_names: what ``start`` and ``end`` are called in messages (default the command line's options).
 
     Returns:
         A ``Shot``: the probe, the frame range, warnings (variable rate normalised, cuts found), cuts.
@@ -520,13 +536,13 @@ def open_shot(path: str | os.PathLike, *, start=None, end=None, max_seconds: Fra
         ShotError: unreadable, or longer than the limit (the message says how to trim).
     """
     info = info or probe(path)
-    first, stop = resolve_trim(info, start, end)
+    first, stop = resolve_trim(info, start, end, names=trim_names)
     duration = Fraction(stop - first) / info.fps
     limit = Fraction(str(max_seconds)) if not isinstance(max_seconds, Fraction) else max_seconds
     if duration > limit:
         s = format_seconds(Fraction(first) / info.fps)
         raise ShotError(info.path, f"is {float(duration):.2f} s long ({stop - first} frames); a source may be at "
-                                   f"most {float(limit):g} s. Trim it: --start {s} --end "
+                                   f"most {float(limit):g} s. Trim it: {trim_names[0]} {s} {trim_names[1]} "
                                    f"{format_seconds(Fraction(first) / info.fps + limit)} (or any window of at "
                                    f"most {float(limit):g} s)")
     warnings = []

@@ -222,8 +222,9 @@ def test_yaml_unknown_keys_and_bad_values_name_key_and_line(camp):
     edit_yaml(camp, "outputs: [draft]", "outputs: [draft, mov]")
     edit_yaml(camp, "timezone: Europe/Berlin", "timezone: Mars/Olympus")
     err, msg = plan_error(camp)
-    assert f"campaign.yaml, key 'colour', line {line_of(camp, 'colour:')}: unknown key -> remove it or check its " \
-           "spelling" in msg
+    assert f"campaign.yaml, key 'colour', line {line_of(camp, 'colour:')}: unknown key; the keys known here are " \
+           "name, description, source, must_stay, style, " in msg
+    assert "-> correct its spelling or remove it" in msg
     assert (f"campaign.yaml, key 'defaults.motion_adherence', line {line_of(camp, 'motion_adherence: 1.9')}: Input "
             "should be less than or equal to 1 (value: 1.9) -> use a value inside the allowed range") in msg
     assert (f"campaign.yaml, key 'outputs', line {line_of(camp, 'outputs:')}: unknown output format 'mov'; "

@@ -114,6 +114,7 @@ def test_reframe_targets_and_include_rules(tmp_path):
     edit_yaml(camp, "outputs: [draft]", 'outputs: [draft]\nreframe:\n  - {aspect: "9:16"}\n'
                                         '  - {aspect: "1:1", method: outpaint}')
     edit_csv(camp, "rules", "exclude,us,aqua1l,neon,,", "include,de,aqua500,*,,")
+    edit_yaml(camp, "  name: composite", "  name: wan-vace")  # outpainting needs a generative engine
     plan = plan_campaign(camp)
     assert plan.axes == ["market", "product", "lighting", "reframe"]
     assert [v["slug"] for v in plan.variants] == [
@@ -145,7 +146,9 @@ def test_cli_plan_table_json_csv_without_torch(tmp_path):
     first = _run_cli("campaign", "plan", "campaigns/demo", env_extra=cache)
     assert first.returncode == 0, first.stderr
     facts = _facts(first)
-    assert facts["heavy"] == [], facts          # no torch / diffusers / engine imports on the plan path
+    # No torch / diffusers / OpenCV / Prefect on the plan path; PyAV probes the source (its packet index and first
+    # frame), so that a still image, a trim or a keyframe time outside the shot fails at plan time.
+    assert facts["heavy"] == ["av"], facts
     assert facts["gx"] is True                  # the sheets were checked with Great Expectations
     out = first.stdout
     assert "de-aqua500-golden" in out and "AQUA FRAÎCHE" in out
@@ -153,7 +156,7 @@ def test_cli_plan_table_json_csv_without_torch(tmp_path):
     # A second run finds the sheet checks cached: no Great Expectations import (the slow part; see bench/plan.py).
     second = _run_cli("campaign", "plan", "campaigns/demo", "--json", env_extra=cache)
     assert second.returncode == 0, second.stderr
-    assert _facts(second)["gx"] is False and _facts(second)["heavy"] == []
+    assert _facts(second)["gx"] is False and _facts(second)["heavy"] == ["av"]
     data = json.loads(second.stdout)
     assert len(data["variants"]) == 17 and data["variants"][0]["slug"] == "de-aqua500-golden"
     third = _run_cli("campaign", "plan", "campaigns/demo", "--csv", env_extra=cache)

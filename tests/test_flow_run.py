@@ -189,13 +189,13 @@ def test_broken_campaign_stops_before_any_render(prefect_api, work, capsys):
     err = capsys.readouterr().err
     assert err.startswith("ray32: error: campaign demo:") and "Traceback" not in err
     assert not (work / "runs_b").exists()
-    # A plan that is valid but cannot be rendered on this shot (a grade key after the trimmed end) also stops
-    # before any render, naming the variant.
+    # A grade key after the trimmed end is found at plan time (the key and its line named) and also stops the run
+    # before any render.
     short = tiny_campaign(work / "short", lighting=("golden", "neon"), frames=24)
-    with pytest.raises(mf.RunError) as info:
+    with pytest.raises(CampaignError) as info:
         run_campaign(short, runs_dir=str(work / "runs_b"), deliverables_dir=str(work / "deliv_b"))
-    assert "1 variant(s) cannot be rendered; nothing was rendered" in str(info.value)
-    assert "de-aqua500-neon: grade key 2 at '2.5' is frame 60, outside the shot (frames 0..23" in str(info.value)
+    assert "key 'lighting.neon.grade.keyframes[1].time'" in str(info.value)
+    assert "grade key at '2.5' is frame 60, outside the shot (frames 0..23" in str(info.value)
     assert not (work / "runs_b").exists()
 
 

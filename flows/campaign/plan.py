@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flows.campaign import expand as expansion
-from flows.campaign import ids, prompts
+from flows.campaign import files, ids, prompts
 from flows.campaign.errors import CampaignError, Problems
 from flows.campaign.sheets import Table, axis_columns, read_tables, rules_columns
 from flows.campaign.spec import SPEC_FILE, CampaignSpec, Matrix, _load, _yaml_node_line, resolve_asset
@@ -42,6 +42,8 @@ class Plan:
         excluded: combinations removed by the rules.
         schedule: ``{"cron", "timezone"}`` or None.
         checks: how many sheets were checked with Great Expectations and how many came from the cache.
+        input_warnings: what the files and the engine suggest is a mistake without being an error (an artwork
+            far from its label's shape, a control the engine does not use), one line each.
     """
 
     campaign: str
@@ -57,12 +59,14 @@ class Plan:
     excluded: int = 0
     schedule: dict | None = None
     checks: dict = field(default_factory=dict)
+    input_warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"campaign": self.campaign, "root": str(self.root), "source": self.source,
                 "source_hash": self.source_hash, "trim": self.trim, "engine": self.engine,
                 "engine_version": self.engine_version, "axes": self.axes, "excluded": self.excluded,
-                "schedule": self.schedule, "warnings": self.warnings, "variants": self.variants}
+                "schedule": self.schedule, "warnings": self.warnings, "input_warnings": self.input_warnings,
+                "variants": self.variants}
 
 
 def _file_hash(path: Path) -> str:
@@ -149,7 +153,8 @@ def _check_sheets(root: Path, spec_matrix: Matrix, matrix_override, problems: Pr
         bound_axes[axis] = table
     rules_table = tables.get(spec_matrix.rules) if spec_matrix.rules else None
     if rules_table is not None:
-        keys = {a: [t.value(c, "key") for _, c in t.rows if t.value(c, "key")] for a, t in bound_axes.items()}
+        keys = {a: [t.value(c, "key") for _, c in bound_axes[a].rows if t.value(c, "key")] if a in bound_axes
+                else None for a in spec_matrix.axes for t in [bound_axes.get(a)]}
         cols = rules_columns(keys)
         rules_table.bind(cols, problems, allow_unknown=False)
         to_check.append((rules_table, cols))
@@ -207,6 +212,7 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
                      "put the shot inside the campaign folder (like source/shot.mp4) and give its path relative "
                      "to the folder", spec.source.path)
     assets: dict[str, str] = {}
+    located = []
     for loc, value in _spec_assets(spec):
         path, rel, why = resolve_asset(root, value)
         if path is None:
@@ -214,8 +220,19 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
                          "path relative to the folder", value)
         else:
             assets[value] = rel
+            located.append((loc, value, path))
     if spec.engine.name not in ids.ENGINE_VERSIONS and not (engine_version or spec.engine.version):
         log.info("engine %r is not in the static version table; its version is taken as '0'", spec.engine.name)
+    # ... and what they hold: a video within the limits, times inside it, images that decode, LUTs that parse.
+    from ray32.engines import EngineError, engine_class
+
+    input_warnings = files.check_assets(spec, located, yaml_problem)
+    shot = files.check_source(spec, src_path, yaml_problem) if src_path is not None else None
+    try:
+        engine_cls = engine_class(spec.engine.name)
+    except EngineError as ex:
+        engine_cls = None
+        yaml_problem(("engine", "name"), str(ex), "name one of those engines", spec.engine.name)
 
     # 2. Sheets: read, bind headers, check rows (Great Expectations).
     tables, bound_axes, rules_table, checks = _check_sheets(root, spec.matrix, matrix, problems,
@@ -225,6 +242,7 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
 
     # 3. Cross-checks between the sheets and campaign.yaml.
     axis_rows: dict[str, list[expansion.AxisRow]] = {}
+    luts_seen: dict = {}
     for axis, table in bound_axes.items():
         rows = []
         for num, values in table.records():
@@ -235,12 +253,16 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
                 path, rel, _ = resolve_asset(root, values["lut"])
                 if rel:
                     assets[values["lut"]] = rel
+                    files.check_sheet_lut(table, num, values["lut"], path, problems, luts_seen)
             try:
                 ov = expansion.parse_overrides(values)
             except ValueError:
                 ov = {}  # reported by the sheet checks
             rows.append(expansion.AxisRow(axis, values["key"], values, ov, where))
         axis_rows[axis] = rows
+    if shot is not None:
+        files.check_times(spec, shot, yaml_problem, lighting={r.key for r in axis_rows.get("lighting", [])},
+                          products={r.key for r in axis_rows.get("product", [])})
     if "product" in axis_rows and "market" in axis_rows:
         for prow in axis_rows["product"]:
             prod = spec.products.get(prow.key)
@@ -288,6 +310,8 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
                               source_hash=source_hash, trim=trim, engine_version=version, assets=assets,
                               asset_hashes=asset_hashes)
     problems.extend(result.problems)
+    if engine_cls is not None:
+        input_warnings += files.check_engine(spec, engine_cls, result.variants, yaml_problem)
     problems.raise_if_any()
     if not result.variants:
         problems.add(spec.matrix.rules and tables[spec.matrix.rules].file or SPEC_FILE,
@@ -297,7 +321,8 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
     return Plan(campaign=spec.name, root=root, source=src_rel, source_hash=source_hash, trim=trim,
                 engine=spec.engine.name, engine_version=version, axes=list(axis_rows), variants=result.variants,
                 warnings=result.warnings, excluded=result.excluded,
-                schedule=spec.schedule.model_dump() if spec.schedule else None, checks=checks)
+                schedule=spec.schedule.model_dump() if spec.schedule else None, checks=checks,
+                input_warnings=input_warnings)
 
 
 __all__ = ["Plan", "plan_campaign", "CampaignError"]

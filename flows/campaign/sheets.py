@@ -91,12 +91,13 @@ def axis_columns(axis: str) -> tuple[Column, ...]:
     return own + OVERRIDES
 
 
-def rules_columns(axes: dict[str, list[str]]) -> tuple[Column, ...]:
-    """The columns of the rules sheet: an action, one column per axis (a key, or empty / '*' for any), overrides."""
+def rules_columns(axes: dict[str, list[str] | None]) -> tuple[Column, ...]:
+    """The columns of the rules sheet: an action, one column per axis (a key, or empty / '*' for any), overrides.
+    An axis whose sheet could not be read (keys None) takes any value: its own problem is reported already."""
     cols = [Column("action", ("rule",), required=True, nonempty=True, allowed=("include", "exclude", "override"),
                    allowed_fix="use include, exclude or override")]
     for axis, keys in axes.items():
-        cols.append(Column(axis, (), allowed=tuple(dict.fromkeys(keys)) + ("*",),
+        cols.append(Column(axis, (), allowed=None if keys is None else tuple(dict.fromkeys(keys)) + ("*",),
                            allowed_fix=f"use a key from the {axis} sheet, or '*' / empty for any"))
     return tuple(cols) + OVERRIDES
 

@@ -273,7 +273,7 @@ def _loc_text(loc: tuple) -> str:
 def _pydantic_fix(err: dict) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
-        return "remove it or check its spelling (see campaigns/demo/campaign.yaml for every key)"
+        return "correct its spelling or remove it (campaigns/demo/campaign.yaml shows every key in use)"
     if kind == "missing":
         return "add it"
     if kind.startswith(("greater", "less")):
@@ -341,7 +341,9 @@ def _load(campaign_dir: str | os.PathLike):
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-after",))))
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                msg = "unknown key"
+                from ray32.inputs import known_keys
+
+                msg = f"unknown key; the keys known here are {', '.join(known_keys(CampaignSpec, loc))}"
             value = err.get("input") if err["type"] not in ("missing", "extra_forbidden") else None
             if isinstance(value, (dict, list)):
                 value = None

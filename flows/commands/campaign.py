@@ -20,18 +20,17 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-_GROUPS: dict[int, argparse._SubParsersAction] = {}
-
-
 def campaign_subparsers(sub) -> argparse._SubParsersAction:
-    """The ``campaign`` command's subparsers within the top-level ``sub``, created on first use."""
-    key = id(sub)
-    if key not in _GROUPS:
+    """The ``campaign`` command's subparsers within the top-level ``sub``, created on first use (kept on ``sub``
+    itself: a table keyed by ``id(sub)`` would hand a new parser the group of a freed one)."""
+    group = getattr(sub, "_ray32_campaign_group", None)
+    if group is None:
         p = sub.add_parser("campaign", help="plan (and run) a campaign: campaign.yaml + matrix sheets",
                            description="Work with a campaign folder: campaign.yaml (producer), the matrix sheets "
                                        "(marketing) and prompt templates.")
-        _GROUPS[key] = p.add_subparsers(dest="campaign_command", metavar="SUBCOMMAND", required=True)
-    return _GROUPS[key]
+        group = p.add_subparsers(dest="campaign_command", metavar="SUBCOMMAND", required=True)
+        sub._ray32_campaign_group = group
+    return group
 
 
 def register(sub) -> None:
@@ -80,6 +79,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                          use_cache=not args.recheck)
     for w in plan.warnings:
         print(f"ray32: warning: prompt lint: {w}", file=sys.stderr)
+    for w in plan.input_warnings:
+        print(f"ray32: warning: {w}", file=sys.stderr)
     if args.json:
         json.dump(plan.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 from flows.progress import progress_bar
@@ -113,7 +114,9 @@ def build_request(args: argparse.Namespace):
         try:
             data = json.loads(Path(args.request).read_text())
         except (OSError, ValueError) as ex:
-            raise RenderArgsError(f"--request {str(args.request)!r} cannot be read as JSON: {ex}") from ex
+            raise RenderArgsError(f"--request {str(args.request)!r} cannot be read as JSON ({ex}); write it as a "
+                                  "JSON object of request fields, e.g. {\"prompt\": \"...\", \"grade\": "
+                                  "{\"exposure\": 0.5}}") from ex
     if args.prompt is not None:
         data["prompt"] = args.prompt
     if args.keyframe:
@@ -154,8 +157,11 @@ def build_request(args: argparse.Namespace):
     try:
         return RenderRequest.model_validate(data)
     except ValidationError as ex:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in ex.errors())
-        raise RenderArgsError(f"the render request is not valid: {problems}") from None
+        from ray32.inputs import validation_problems
+
+        problems = "; ".join(validation_problems(ex, RenderRequest))
+        source = f"from --request {str(args.request)!r} and the options" if args.request else "from the options"
+        raise RenderArgsError(f"the render request {source} is not valid: {problems}") from None
 
 
 def render_to_files(source: Path, request, *, engine_name: str = "composite", out_dir: Path, stem: str | None = None,
@@ -195,7 +201,17 @@ def render_to_files(source: Path, request, *, engine_name: str = "composite", ou
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from ray32.inputs import check_request_inputs
+
     request = build_request(args)
+    given = {"prompt": args.prompt, "keyframes": args.keyframe, "motion_adherence": args.motion,
+             "structure_adherence": args.structure, "label_swap.artwork": args.label_art,
+             "reframe": args.reframe if args.reframe_method != "crop" else None}
+    options = {"prompt": "--prompt", "keyframes": "--keyframe", "motion_adherence": "--motion",
+               "structure_adherence": "--structure", "label_swap.artwork": "--label-art", "reframe": "--reframe-method"}
+    for w in check_request_inputs(request, args.engine, source=args.source, start=args.start, end=args.end,
+                                  options={k: o for k, o in options.items() if given[k] not in (None, [])}):
+        print(f"ray32: warning: {w}", file=sys.stderr)
     engine_options = {}
     if getattr(args, "model_dir", None) is not None:
         if args.engine != "wan-vace":

@@ -24,7 +24,7 @@ _REGISTRY: dict[str, str] = {
 }
 """Engine name -> ``"module:Class"``. Modules are imported only when listed or asked for."""
 
-__all__ = ["Engine", "EngineError", "Prepared", "available_engines", "get_engine", "register_engine"]
+__all__ = ["Engine", "EngineError", "Prepared", "available_engines", "engine_class", "get_engine", "register_engine"]
 
 
 def register_engine(name: str, target: str) -> None:
@@ -72,3 +72,18 @@ def get_engine(name: str, **kwargs) -> Engine:
         raise EngineError(f"engine {name!r} cannot be loaded on this machine ({ex}); available here: "
                           f"{', '.join(available_engines()) or 'none'}") from ex
     return cls(**kwargs)
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The named engine's class, not instantiated (its ``ignores`` and ``refusals`` are checked at plan time).
+
+    Raises:
+        EngineError: as ``get_engine``.
+    """
+    if name not in _REGISTRY:
+        raise EngineError(f"unknown engine {name!r}; available here: {', '.join(available_engines()) or 'none'}")
+    try:
+        return _load(name)
+    except (ImportError, AttributeError) as ex:
+        raise EngineError(f"engine {name!r} cannot be loaded on this machine ({ex}); available here: "
+                          f"{', '.join(available_engines()) or 'none'}") from ex

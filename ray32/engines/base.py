@@ -181,6 +181,43 @@ class Engine(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     prepare_version: ClassVar[str] = "1"
+    options: ClassVar[tuple[str, ...] | None] = None
+    """The ``engine_options`` keys this engine reads; any other key is an error that lists these (None: not
+    declared, not checked)."""
+    ignores: ClassVar[tuple[str, ...]] = ()
+    """Request fields this engine accepts and does not use (a warning names them when a campaign or a request
+    file sets them; an error when they are asked for on the command line)."""
+
+    @classmethod
+    def ignored_controls(cls, request) -> list[str]:
+        """The fields of ``ignores`` that ``request`` (a ``RenderRequest`` or its dict form) sets, as field paths
+        (``keyframes[0].guide``)."""
+        d = request if isinstance(request, dict) else request.model_dump()
+        out = []
+        for name in cls.ignores:
+            value = d.get(name)
+            if name == "keyframes":
+                for i, k in enumerate(value or []):
+                    out += [f"keyframes[{i}].{part}" for part in ("guide", "prompt") if k.get(part)]
+            elif name == "prompt":
+                if (value or "").strip():
+                    out.append(name)
+            elif value not in (None, "", [], {}):
+                out.append(name)
+        return out
+
+    @classmethod
+    def unknown_options(cls, engine_options: dict) -> list[str]:
+        """The keys of ``engine_options`` this engine does not read (empty when it declares no ``options``)."""
+        if cls.options is None:
+            return []
+        return [k for k in engine_options if k not in cls.options]
+
+    @classmethod
+    def refusals(cls, request) -> list[str]:
+        """What this engine cannot do of ``request`` (a ``RenderRequest`` or its dict form), one sentence each
+        naming the field and what to do; empty when it can render it. Checked before any work."""
+        return []
 
     def prepare(self, shot: Shot, settings: dict | None = None, progress: Progress | None = None) -> Prepared:
         """Per-shot work, from the disk cache when the same source, trim and settings were prepared before.

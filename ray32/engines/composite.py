@@ -32,6 +32,17 @@ class CompositeEngine(Engine):
     name = "composite"
     version = "1.0"
     chunk_frames = 8
+    ignores = ("prompt", "keyframes", "motion_adherence", "structure_adherence")
+    options = ("reframe_subject", "reframe_smooth_seconds")
+
+    @classmethod
+    def refusals(cls, request) -> list[str]:
+        d = request if isinstance(request, dict) else request.model_dump()
+        reframe = d.get("reframe") or {}
+        if reframe and reframe.get("method", "crop") != "crop":
+            return [f"the composite engine reframes by crop only, not {reframe['method']!r}; use reframe method "
+                    "'crop', or a generative engine (wan-vace) for outpainting"]
+        return []
 
     # ------------------------------------------------------------------------------------------- checks
 
@@ -42,9 +53,9 @@ class CompositeEngine(Engine):
             EngineError: outpainting asked for; a label swap without a matching prepared label track.
         """
         shot = prepared.shot
-        if request.reframe is not None and request.reframe.method != "crop":
-            raise EngineError(f"the composite engine reframes by crop only, not {request.reframe.method!r}; use "
-                              "reframe method 'crop' or a generative engine (wan-vace) for outpainting")
+        refused = self.refusals(request)
+        if refused:
+            raise EngineError("; ".join(refused))
         if request.label_swap is not None:
             track = prepared.label_track
             frame = request.resolve_label_frame(shot.fps, shot.frame_count)
@@ -58,9 +69,7 @@ class CompositeEngine(Engine):
                             "interpolated from their neighbours (frames %s); check them", len(weak),
                             ", ".join(map(str, weak[:20])) + (" ..." if len(weak) > 20 else ""))
         request.resolve_grade_keys(shot.fps, shot.frame_count)  # raises on keys outside the shot
-        ignored = [name for name, on in (("prompt", bool(request.prompt)), ("keyframes", bool(request.keyframes)),
-                                         ("motion_adherence", request.motion_adherence is not None),
-                                         ("structure_adherence", request.structure_adherence is not None)) if on]
+        ignored = self.ignored_controls(request)
         if ignored:
             log.info("composite engine: %s are generative controls and are not used here", ", ".join(ignored))
 

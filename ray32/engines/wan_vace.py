@@ -55,6 +55,7 @@ from ray32.engines.base import Cancel, Engine, EngineError, Prepared, Progress, 
 from ray32.engines.wan_controls import (CONTROL_KINDS, ControlError, Plan, WindowJoiner, box_polygon, control_video,
                                         grow_quad, outpaint_canvas, plan_windows, polygon_mask, resolve_plan,
                                         temporal_pool, vace_mask, valid_length)
+from ray32.engines.wan_controls import _OPTIONS as ENGINE_OPTIONS
 from ray32.errors import Ray32Error
 from ray32.shot import Geometry, Shot, read_chunks, working_geometry
 
@@ -191,6 +192,7 @@ class WanVaceEngine(Engine):
     """
 
     name = "wan-vace"
+    options = tuple(sorted(ENGINE_OPTIONS))
     version = "1"
     prepare_version = "1"
 
