@@ -376,10 +376,15 @@ class WanVaceEngine(Engine):
         """Frames (n, h, w, 3) 0..255 -> normalised VAE latents (16, 1 + (n-1)//4, h/8, w/8) float32."""
         import torch
 
-        pipe = self.pipe
-        vae = pipe.vae
         x = torch.from_numpy(np.ascontiguousarray(frames, np.float32)).to(self._device)
-        x = (x / 127.5 - 1.0).permute(3, 0, 1, 2)[None].to(vae.dtype)
+        return self._encode_normalised((x / 127.5 - 1.0).permute(3, 0, 1, 2)[None])
+
+    def _encode_normalised(self, x) -> np.ndarray:
+        """A (1, 3, n, h, w) tensor in -1..1 -> normalised VAE latents (16, t, h/8, w/8) float32."""
+        import torch
+
+        vae = self.pipe.vae
+        x = x.to(self._device, vae.dtype)
         with torch.no_grad():
             lat = vae.encode(x).latent_dist.mode()
         mean, inv_std = self._latent_stats(lat)
@@ -609,16 +614,21 @@ class WanVaceEngine(Engine):
         return lat[:, 0], lat[:, 1]
 
     def _encode_reference(self, image: np.ndarray, canvas: Canvas) -> np.ndarray:
-        import cv2
+        """A reference image as diffusers' ``preprocess_conditions`` makes it (its image processor, then a bilinear
+        fit centred on white)."""
+        import torch
+        from PIL import Image
 
         geo = canvas.geometry
-        h, w = image.shape[:2]
-        s = min(geo.width / w, geo.height / h)
-        nw, nh = max(1, int(w * s)), max(1, int(h * s))
-        frame = np.full((geo.height, geo.width, 3), 255, np.uint8)  # the pipeline's white canvas
+        x = self.pipe.video_processor.preprocess(Image.fromarray(image), None, None)   # (1, 3, h, w) in -1..1
+        h, w = x.shape[-2:]
+        s = min(geo.height / h, geo.width / w)
+        nh, nw = max(1, int(h * s)), max(1, int(w * s))
+        x = torch.nn.functional.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False)[0]
+        frame = torch.ones(3, geo.height, geo.width)
         y0, x0 = (geo.height - nh) // 2, (geo.width - nw) // 2
-        frame[y0:y0 + nh, x0:x0 + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-        return self.encode(frame[None].astype(np.float32))[:, 0]
+        frame[:, y0:y0 + nh, x0:x0 + nw] = x
+        return self._encode_normalised(frame[None, :, None])[:, 0]
 
     def _window_inputs(self, prepared, canvas, plan: Plan, w, start, stop, keyframes, guides, lock_polys, tail,
                        ref_latents) -> dict:
