@@ -111,17 +111,21 @@ class Plan:
     structure_adherence: float
     negative_prompt: str
     draft: bool
+    post_pass: bool = True
+    cache_threshold: float = 0.0
 
 
-DRAFT = {"steps": 8, "guidance_steps": 0.5}
-"""The draft preset: fewer steps and classifier-free guidance only on the first half of them (the rest run the
-conditional branch alone, half the transformer work)."""
+DRAFT = {"steps": 8, "guidance_steps": 0.5, "cache_threshold": 0.05}
+"""The draft preset: fewer steps, classifier-free guidance only on the first half of them (the rest run the
+conditional branch alone, half the transformer work) and diffusers' FirstBlockCache hook (a step whose first block
+changes by less than the threshold reuses the other blocks' cached residual)."""
 
 DEFAULT_NEGATIVE = ("bright tones, overexposed, static, blurred details, subtitles, worst quality, low quality, "
                     "JPEG artifacts, deformed, disfigured, messy background")
 
 _OPTIONS = {"control", "conditioning_scale", "strength", "steps", "guidance", "guidance_steps", "lock_blend",
-            "keyframe_fade", "negative_prompt", "preset", "max_side", "window", "overlap"}
+            "keyframe_fade", "negative_prompt", "preset", "max_side", "window", "overlap", "post_pass",
+            "cache_threshold"}
 """``max_side``, ``window`` and ``overlap`` shape the per-shot work: the engine reads them in ``prepare_settings``."""
 
 
@@ -186,7 +190,11 @@ def resolve_plan(request) -> Plan:
         structure_adherence=structure,
         negative_prompt=str(opts.get("negative_prompt", DEFAULT_NEGATIVE)),
         draft=draft,
+        post_pass=bool(opts.get("post_pass", True)),
+        cache_threshold=number("cache_threshold", DRAFT["cache_threshold"] if draft else 0.0, 0.0, 1.0),
     )
+    if not isinstance(opts.get("post_pass", True), bool):
+        problems.append(f"engine_options['post_pass'] must be true or false, got {opts['post_pass']!r}")
     if problems:
         raise ControlError("; ".join(problems))
     return plan

@@ -40,6 +40,7 @@ downloaded. bf16 on CUDA (the VAE stays float32), float32 on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -327,6 +328,19 @@ class WanVaceEngine(Engine):
                 out.append(frame)
         return np.stack(out)
 
+    def _control_frames(self, shot: Shot, start: int, stop: int, canvas: Canvas, kind: str) -> np.ndarray:
+        """The control video of frames ``start..stop`` at working size; mid-grey (no signal) outside the source
+        when outpainting."""
+        if kind not in CONTROL_KINDS:
+            raise ControlError(f"unknown control kind {kind!r}")
+        ctrl = control_video(self._source_frames(shot, start, stop, canvas), kind)
+        if canvas.aspect is not None:
+            x0, y0, x1, y1 = self._source_rect(canvas)
+            grey = np.full_like(ctrl, 127)
+            grey[:, y0:y1, x0:x1] = ctrl[:, y0:y1, x0:x1]
+            ctrl = grey
+        return ctrl
+
     def _source_rect(self, canvas: Canvas) -> tuple[int, int, int, int]:
         """The source's rectangle (x0, y0, x1, y1) inside the working canvas."""
         geo = canvas.geometry
@@ -349,19 +363,10 @@ class WanVaceEngine(Engine):
         geo = canvas.geometry
         if kind == "empty":
             pixels = np.full((n, geo.height, geo.width, 3), 127.5, np.float32)
+        elif kind == "source":
+            pixels = _pad_frames(self._source_frames(prepared.shot, start, stop, canvas), n)
         else:
-            frames = self._source_frames(prepared.shot, start, stop, canvas)
-            if kind != "source":
-                if kind not in CONTROL_KINDS:
-                    raise ControlError(f"unknown control kind {kind!r}")
-                ctrl = control_video(frames, kind)
-                if canvas.aspect is not None:  # no control signal outside the source
-                    x0, y0, x1, y1 = self._source_rect(canvas)
-                    grey = np.full_like(ctrl, 127)
-                    grey[:, y0:y1, x0:x1] = ctrl[:, y0:y1, x0:x1]
-                    ctrl = grey
-                frames = ctrl
-            pixels = _pad_frames(frames, n)
+            pixels = _pad_frames(self._control_frames(prepared.shot, start, stop, canvas, kind), n)
         lat = self.encode(pixels)
         prepared.extras[name] = lat
         if path is not None and prepared.cache_dir.exists():
@@ -522,34 +527,53 @@ class WanVaceEngine(Engine):
         ref_latents = [self._encode_reference(img, canvas) for img in references]
 
         joiner = WindowJoiner(shot.frame_count)
-        post = _PostPass(self, prepared, canvas, guides, lock_polys, plan)
+        post = _PostPass(self, prepared, canvas, guides if plan.post_pass else {},
+                         lock_polys if plan.post_pass else [], plan)
         tail: tuple[int, np.ndarray] | None = None  # (start, frames) of the previous window's output
-        for w, (start, stop) in enumerate(windows):
-            prompt = _window_prompt(request.prompt, keyframes, start, stop)
-            cond = self.encode_prompt(prompt)
-            # 3. Conditioning latents for this window (no VAE work for the source: it was done in prepare)
-            inputs = self._window_inputs(prepared, canvas, plan, w, start, stop, keyframes, guides, lock_polys, tail,
-                                         ref_latents)
 
-            def on_step(_i, _n):
-                nonlocal done_steps
-                done_steps += 1
-                if progress:
-                    progress(done_steps, total_steps)
+        def on_step(_i, _n):
+            nonlocal done_steps
+            done_steps += 1
+            if progress:
+                progress(done_steps, total_steps)
 
-            # 4-5. Latents and the denoising loop
-            lat = self._denoise(inputs, plan, cond, negative, seed=generator_seed + 7919 * w, on_step=on_step,
-                                cancel=cancel)
-            if lat is None:
-                return
-            # 6. Decode; drop the padding frames; join with the previous window
-            frames = self.decode(lat)[: stop - start]
-            next_start = windows[w + 1][0] if w + 1 < len(windows) else None
-            if next_start is not None:
-                tail = (next_start, frames[next_start - start:].copy())
-            final = joiner.add(start, frames, next_start)
-            if len(final):
-                yield from post.apply(joiner.emitted - len(final), final)
+        # The CPU post-pass of one window runs in a thread while the next window denoises.
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wan-post")
+        pending = None
+        try:
+            with self._draft_cache(plan):
+                for w, (start, stop) in enumerate(windows):
+                    cond = self.encode_prompt(_window_prompt(request.prompt, keyframes, start, stop))
+                    lat = self._window(prepared, plan, canvas, w, start, stop, keyframes, guides, lock_polys, tail,
+                                       ref_latents, cond, negative, generator_seed, on_step, cancel)
+                    if lat is None:  # cancelled: what is finished still comes out
+                        if pending is not None:
+                            yield from pending.result()
+                        return
+                    if pending is not None:
+                        yield from pending.result()
+                        pending = None
+                    # 6. Decode; drop the padding frames; join with the previous window
+                    frames = self.decode(lat)[: stop - start]
+                    next_start = windows[w + 1][0] if w + 1 < len(windows) else None
+                    if next_start is not None:
+                        tail = (next_start, frames[next_start - start:].copy())
+                    final = joiner.add(start, frames, next_start)
+                    if len(final):
+                        pending = pool.submit(lambda f=final, at=joiner.emitted - len(final): list(post.apply(at, f)))
+                if pending is not None:
+                    yield from pending.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _window(self, prepared, plan, canvas, w, start, stop, keyframes, guides, lock_polys, tail, ref_latents,
+                cond, negative, seed, on_step, cancel):
+        """Conditioning and denoising of one window: latents (1, 16, t, h, w), or None when cancelled."""
+        inputs = self._window_inputs(prepared, canvas, plan, w, start, stop, keyframes, guides, lock_polys, tail,
+                                     ref_latents)
+        return self._denoise(inputs, plan, cond, negative, seed=seed + 7919 * w, on_step=on_step, cancel=cancel)
 
     # ---------------------------------------------------------------------------------------------- pieces
 
@@ -646,17 +670,22 @@ class WanVaceEngine(Engine):
         keep[: stop - start] = self._keep_working(canvas, lock_polys, range(start, stop))
         keep_content = src.copy()                             # latents of what is kept (source by default)
         frame_keep = np.zeros(n, bool)                        # whole frames kept (keyframes, previous tail)
+        frame_pixels: dict[int, np.ndarray] = {}              # their pixels (working size) for VACE's context
         content_override: dict[int, np.ndarray] = {}
         for k in keyframes:
             if k.guide is not None and start <= k.frame < stop:
                 i = k.frame - start
                 frame_keep[i] = True
-                first, group = self._encode_static(_to_working(guides[k.frame], geo))
+                pixels = _to_working(guides[k.frame], geo).astype(np.float32)
+                frame_pixels[i] = pixels
+                first, group = self._encode_static(pixels)
                 content_override[0 if i == 0 else (i + 3) // 4] = first if i == 0 else group
         if tail is not None and tail[0] == start:
             c = len(tail[1])
             c_enc = 1 + 4 * ((c - 1) // 4)   # whole latent frames only; the rest is cross-faded by the joiner
             frame_keep[:c_enc] = True
+            for i in range(c_enc):
+                frame_pixels[i] = tail[1][i]
             tail_lat = self.encode(tail[1][:c_enc])
             for j in range(tail_lat.shape[1]):
                 content_override[j] = tail_lat[:, j]
@@ -670,20 +699,60 @@ class WanVaceEngine(Engine):
             keep_t[j] = 1.0
         keep_lat = np.stack([cv2.resize(m, (lw, lh), interpolation=cv2.INTER_AREA) for m in keep_t])
         keep_lat = keep_lat[None].astype(np.float32)                       # (1, t, lh, lw)
-        gen_lat = 1.0 - keep_lat
-        # VACE conditioning: inactive = what to keep, reactive = the control where generating.
-        inactive = keep_lat * keep_content + gen_lat * empty
-        reactive = gen_lat * ctrl + keep_lat * empty
+        if keep.any():
+            inactive, reactive = self._masked_context(prepared, canvas, plan, start, stop, keep, frame_pixels)
+        else:  # nothing kept: VACE's context is the empty clip and the control video, both made in prepare
+            inactive, reactive = empty, ctrl
         mask = vace_mask(1.0 - keep_t, self.pipe.vae_scale_factor_spatial)   # (64, t, lh, lw)
         inside = None
-        if canvas.aspect is not None:  # start the padding from pure noise, the source area from the source
+        if canvas.aspect is not None:  # the padding starts from the empty clip, the source area from the source
             x0, y0, x1, y1 = self._source_rect(canvas)
             box = np.zeros((geo.height, geo.width), np.float32)
             box[y0:y1, x0:x1] = 1
             inside = cv2.resize(box, (lw, lh), interpolation=cv2.INTER_AREA)[None, None]
         return {"control": np.concatenate([inactive, reactive, mask], 0)[None], "source": src[None],
-                "keep": keep_lat[None], "keep_content": keep_content[None], "inside": inside,
+                "empty": empty[None], "keep": keep_lat[None], "keep_content": keep_content[None], "inside": inside,
                 "references": ref_latents, "frames": n}
+
+    def _masked_context(self, prepared, canvas, plan: Plan, start: int, stop: int, keep: np.ndarray,
+                        frame_pixels: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """VACE's inactive and reactive latents as diffusers' ``prepare_video_latents`` makes them: the pixel
+        video (the source, with kept whole frames replaced by their guide or the previous window's tail) masked by
+        the binary keep mask, grey elsewhere, and the control video masked by its complement, each VAE-encoded."""
+        n = len(keep)
+        src = _pad_frames(self._source_frames(prepared.shot, start, stop, canvas), n)
+        for i, frame in frame_pixels.items():
+            src[i] = frame
+        ctrl = _pad_frames(self._control_frames(prepared.shot, start, stop, canvas, plan.control), n)
+        kept = (keep > 0.5)[..., None]
+        grey = np.float32(127.5)                       # 0 in -1..1: what diffusers' video * (1 - mask) leaves
+        return self.encode(np.where(kept, src, grey)), self.encode(np.where(kept, grey, ctrl))
+
+    def _cache_context(self, name: str):
+        """``transformer.cache_context(name)`` while a cache hook is on (the draft preset), else nothing."""
+        import contextlib
+
+        transformer = self.pipe.transformer
+        if getattr(transformer, "is_cache_enabled", False):
+            return transformer.cache_context(name)
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _draft_cache(self, plan: Plan):
+        """The draft preset's diffusers cache hook (FirstBlockCache: when the first block's residual barely changes
+        from the previous step, the other blocks' cached residual is reused) on for one render, then off again."""
+        transformer = self.pipe.transformer
+        on = plan.draft and plan.cache_threshold > 0 and hasattr(transformer, "enable_cache") \
+            and not transformer.is_cache_enabled
+        if on:
+            from diffusers import FirstBlockCacheConfig
+
+            transformer.enable_cache(FirstBlockCacheConfig(threshold=plan.cache_threshold))
+        try:
+            yield
+        finally:
+            if on:
+                transformer.disable_cache()
 
     def _denoise(self, inputs: dict, plan: Plan, cond, negative, *, seed: int, on_step, cancel):
         """The denoising loop of one window; returns latents (1, 16, t, h, w) or None when cancelled."""
@@ -718,33 +787,38 @@ class WanVaceEngine(Engine):
         sigma0 = float(sigmas[t_start])
         lat = noise.clone()
         body = lat[:, :, r:]
-        start_from = (1 - sigma0) * source + sigma0 * noise[:, :, r:]
-        if inputs["inside"] is not None:
+        start_from = source
+        if inputs["inside"] is not None:  # outpainting: the padding is the empty clip, noised like the rest
             inside = torch.from_numpy(inputs["inside"]).to(device)
-            start_from = inside * start_from + (1 - inside) * noise[:, :, r:]
+            start_from = inside * source + (1 - inside) * torch.from_numpy(inputs["empty"]).to(device)
+        start_from = (1 - sigma0) * start_from + sigma0 * noise[:, :, r:]
         body.copy_(start_from)
         scale = torch.full((len(pipe.transformer.config.vace_layers),), plan.conditioning_scale, device=device,
                            dtype=tdtype)
         n_steps = len(timesteps)
         cfg_steps = int(np.ceil(n_steps * plan.guidance_steps)) if plan.guidance > 1 else 0
-        blend_steps = int(np.ceil(n_steps * plan.lock_blend))
+        blend_steps = int(np.ceil(n_steps * plan.lock_blend)) if bool(keep.any()) else 0  # nothing kept: no blend
         if cfg_steps:  # conditional and unconditional branches as one batch of two
             text2, control2 = torch.cat([cond, negative]), torch.cat([control, control])
+        if getattr(pipe.transformer, "is_cache_enabled", False):
+            pipe.transformer._reset_stateful_cache()  # noqa: SLF001 (each window starts its own cache)
         for i, t in enumerate(timesteps):
             if cancel is not None and cancel():
                 return None
             x = lat.to(tdtype)
             with torch.no_grad():
                 if i < cfg_steps:
-                    pred = pipe.transformer(hidden_states=torch.cat([x, x]), timestep=t.expand(2),
-                                            encoder_hidden_states=text2, control_hidden_states=control2,
-                                            control_hidden_states_scale=scale, return_dict=False)[0]
+                    with self._cache_context("cfg"):
+                        pred = pipe.transformer(hidden_states=torch.cat([x, x]), timestep=t.expand(2),
+                                                encoder_hidden_states=text2, control_hidden_states=control2,
+                                                control_hidden_states_scale=scale, return_dict=False)[0]
                     pc, pu = pred.float().chunk(2)
                     pred = pu + plan.guidance * (pc - pu)
                 else:
-                    pred = pipe.transformer(hidden_states=x, timestep=t.expand(1), encoder_hidden_states=cond,
-                                            control_hidden_states=control, control_hidden_states_scale=scale,
-                                            return_dict=False)[0].float()
+                    with self._cache_context("cond"):
+                        pred = pipe.transformer(hidden_states=x, timestep=t.expand(1), encoder_hidden_states=cond,
+                                                control_hidden_states=control, control_hidden_states_scale=scale,
+                                                return_dict=False)[0].float()
             lat = scheduler.step(pred, t, lat, return_dict=False)[0]
             if i < blend_steps:  # kept regions follow the kept content along the noise schedule
                 s_next = float(sigmas[t_start + i + 1])
