@@ -210,6 +210,7 @@ class WanVaceEngine(Engine):
         self.overlap = overlap
         self._prompts: OrderedDict[str, Any] = OrderedDict()
         self._tag: str | None = None
+        self._limits: dict | None = None
         if pipeline is not None:
             configure_transformer(pipeline.transformer, attention_backend=attention_backend,
                                   compile_blocks=compile_blocks)
@@ -240,7 +241,61 @@ class WanVaceEngine(Engine):
 
     @property
     def _spatial(self) -> int:
-        return self.pipe.vae_scale_factor_spatial * self.pipe.transformer.config.patch_size[1]
+        lim = self.model_limits()
+        return lim["vae_spatial"] * lim["patch"]
+
+    def model_limits(self) -> dict:
+        """What the model can take, from its configs (no weights are loaded for this): ``patch`` (pixels of latent
+        per token side), ``vae_spatial`` and ``vae_temporal`` (the VAE's factors), ``positions`` (the rotary
+        embedding's range: tokens per axis, ``rope_max_seq_len``)."""
+        if self._limits is None:
+            if self._pipe is not None:
+                t_cfg, v_cfg = dict(self._pipe.transformer.config), dict(self._pipe.vae.config)
+            else:
+                import json
+
+                folder = find_model(self.model_dir)
+                try:
+                    t_cfg = json.loads((folder / "transformer" / "config.json").read_text())
+                    v_cfg = json.loads((folder / "vae" / "config.json").read_text())
+                except (OSError, ValueError) as ex:
+                    raise ModelNotFoundError(f"the model in {folder} is incomplete: {ex}; {GET_WEIGHTS}") from ex
+            down = v_cfg.get("temperal_downsample", [False, True, True])
+            self._limits = {"patch": int(t_cfg.get("patch_size", (1, 2, 2))[1]),
+                            "patch_t": int(t_cfg.get("patch_size", (1, 2, 2))[0]),
+                            "vae_spatial": 2 ** len(down), "vae_temporal": 2 ** sum(bool(d) for d in down),
+                            "positions": int(t_cfg.get("rope_max_seq_len", 1024))}
+        return self._limits
+
+    def check_fits(self, canvas: Canvas, window: int, references: int = 0) -> None:
+        """Check a working size and window against ``model_limits`` before any encode.
+
+        Raises:
+            ControlError: what does not fit and what to change (``max_side``, a smaller window).
+        """
+        lim = self.model_limits()
+        geo = canvas.geometry
+        cell = lim["vae_spatial"] * lim["patch"]
+        problems = []
+        if geo.width % cell or geo.height % cell:
+            problems.append(f"the working size {geo.width}x{geo.height} is not a multiple of {cell} pixels (VAE x "
+                            "patch)")
+        tokens = (geo.width // cell, geo.height // cell)
+        if max(tokens) > lim["positions"]:
+            longest = max(canvas.out_width, canvas.out_height)
+            fit = lim["positions"] * cell
+            problems.append(f"the working size {geo.width}x{geo.height} is {tokens[0]}x{tokens[1]} tokens, beyond "
+                            f"this model's positional range of {lim['positions']} per side (rope_max_seq_len): set "
+                            f"engine_options['max_side'] to {min(fit, longest)} or less")
+        if (window - 1) % lim["vae_temporal"]:
+            problems.append(f"window {window} is not 1 + {lim['vae_temporal']}k frames")
+        latent_frames = (window - 1) // lim["vae_temporal"] + 1 + references
+        if latent_frames > lim["positions"]:
+            most = (lim["positions"] - 1 - references) * lim["vae_temporal"] + 1
+            problems.append(f"a window of {window} frames is {latent_frames} latent frames, beyond this model's "
+                            f"positional range of {lim['positions']}: set engine_options['window'] to {most} or less")
+        if problems:
+            raise ControlError("this model cannot take the request: " + "; ".join(problems))
 
     # ----------------------------------------------------------------------------------------------- prepare
 
@@ -259,6 +314,10 @@ class WanVaceEngine(Engine):
         settings["wan"] = {"max_side": max_side, "window": window, "overlap": overlap, "model": self.model_tag()}
         canvas = request.reframe.aspect if request.reframe is not None and request.reframe.method == "outpaint" \
             else None
+        # The model's limits, before any encode: the working size and window this request asks for.
+        refs = sum(lock.reference is not None for lock in request.locks)
+        for aspect in {None, canvas}:
+            self.check_fits(self.canvas(shot, aspect, max_side), min(window, valid_length(shot.frame_count)), refs)
         settings["wan_eager"] = {"controls": [plan.control], "canvases": [canvas]}
         return settings
 
