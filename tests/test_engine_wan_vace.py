@@ -473,7 +473,8 @@ def test_cli_missing_model_is_one_message(clips, tmp_path, capsys):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
     rc = main(["render", str(clips[13].path), "--model-dir", str(tmp_path), "--out-dir", str(tmp_path / "o2")])
-    assert rc == 2 and "--model-dir is for the wan-vace engine, not 'composite'" in capsys.readouterr().err
+    assert rc == 2 and "--model-dir is for engines that take weights (wan-vace), not 'composite'" in \
+        capsys.readouterr().err
 
 
 def test_request_errors_name_the_problem_before_any_model_work(pipe, clips, cache, tmp_path):

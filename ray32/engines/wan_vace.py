@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from ray32.engines import ENGINES
 from ray32.engines.base import Cancel, Engine, EngineError, Prepared, Progress, prepare_tracks
 from ray32.engines.wan_controls import (CONTROL_KINDS, ControlError, Plan, WindowJoiner, box_polygon, control_video,
                                         grow_quad, outpaint_canvas, plan_windows, polygon_mask, resolve_plan,
@@ -101,6 +102,48 @@ def find_model(model_dir: str | os.PathLike | None = None) -> Path:
         raise ModelNotFoundError(
             f"no --model-dir given and {DEFAULT_MODEL_ID} is not in the Hugging Face cache "
             f"({constants.HF_HUB_CACHE}); {GET_WEIGHTS}") from ex
+
+
+WEIGHTED_COMPONENTS = ("transformer", "vae", "text_encoder")
+"""Components whose folder must hold weights (``*.safetensors`` or ``*.bin``) besides their ``config.json``."""
+
+
+def check_model(model_dir: str | os.PathLike | None = None) -> Path:
+    """``find_model``, then check that every component ``model_index.json`` names is there, without loading any.
+
+    Returns:
+        The folder.
+
+    Raises:
+        ModelNotFoundError: what was looked for and where (the folder, each missing file), and how to get it.
+    """
+    import json
+
+    folder = find_model(model_dir)
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError) as ex:
+        raise ModelNotFoundError(f"the model in {folder} has an unreadable model_index.json ({ex}); {GET_WEIGHTS}")
+    missing = []
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+            continue
+        sub = folder / name
+        if not sub.is_dir():
+            missing.append(f"{name}/")
+            continue
+        if name in WEIGHTED_COMPONENTS:
+            if not (sub / "config.json").is_file():
+                missing.append(f"{name}/config.json")
+            if not any(sub.glob("*.safetensors")) and not any(sub.glob("*.bin")):
+                missing.append(f"{name}/*.safetensors")
+    for name in WEIGHTED_COMPONENTS:
+        if name not in index:
+            missing.append(f"{name} (in model_index.json)")
+    if missing:
+        raise ModelNotFoundError(f"the Wan2.1-VACE model in {folder} is incomplete: missing {', '.join(missing)}; "
+                                 f"{GET_WEIGHTS}")
+    return folder
 
 
 def load_pipeline(model_dir: str | os.PathLike | None = None, *, device: str | None = None, dtype=None,
@@ -192,8 +235,8 @@ class WanVaceEngine(Engine):
     """
 
     name = "wan-vace"
-    version = "1"
-    prepare_version = "1"
+    version = ENGINES["wan-vace"].version
+    prepare_version = "2"   # control videos drawn as VACE's annotators draw them
 
     def __init__(self, model_dir: str | os.PathLike | None = None, *, pipeline=None, device: str | None = None,
                  dtype=None, attention_backend: str | None = None, compile_blocks: bool = False,
