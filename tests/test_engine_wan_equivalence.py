@@ -115,3 +115,17 @@ def test_tiny_models_are_in_eval_mode(pipe):
     a, _ = pipe.encode_prompt("a bottle", do_classifier_free_guidance=False, max_sequence_length=16)
     b, _ = pipe.encode_prompt("a bottle", do_classifier_free_guidance=False, max_sequence_length=16)
     assert bool((a == b).all())
+
+
+def test_fused_qkv_projections_keep_the_result(shot, tmp_path):
+    """The speed option fused QKV (default on CUDA) computes the same model: equal latents within tolerance."""
+    from ray32.engines.tiny_models import build_pipeline
+    from ray32.engines.wan_vace import WanVaceEngine
+
+    plain = build_pipeline("tiny", seed=0)
+    fused = build_pipeline("tiny", seed=0)
+    WanVaceEngine(pipeline=fused, fuse_qkv=True)
+    assert all(getattr(m, "fused_projections", False) for m in fused.transformer.modules() if hasattr(m, "to_q"))
+    _, _, a = engine_run(plain, shot, neutral(), tmp_path / "a")
+    _, _, b = engine_run(fused, shot, neutral(), tmp_path / "b")
+    assert float((a["latents"] - b["latents"]).abs().max()) < LATENT_TOL

@@ -146,16 +146,24 @@ def check_model(model_dir: str | os.PathLike | None = None) -> Path:
     return folder
 
 
+CUDA_ATTENTION = "_native_cudnn"
+"""The attention backend used on CUDA unless told otherwise: PyTorch's cuDNN SDPA kernel through diffusers' dispatcher
+(fast on Hopper, in the PyTorch wheel itself: nothing to download)."""
+
+
 def load_pipeline(model_dir: str | os.PathLike | None = None, *, device: str | None = None, dtype=None,
-                  attention_backend: str | None = None, compile_blocks: bool = False):
+                  attention_backend: str | None = "auto", compile_blocks: bool = False, fuse_qkv: bool | None = None):
     """Load ``diffusers.WanVACEPipeline`` from a local folder (never the network).
 
     Args:
         model_dir: see ``find_model``.
         device: ``"cuda"``, ``"cpu"``; None picks CUDA when present.
         dtype: transformer and text-encoder dtype; None: bfloat16 on CUDA, float32 on CPU. The VAE is float32.
-        attention_backend: a diffusers attention backend name (``"_native_cudnn"``, ``"flash"``, ``"sage"``...).
-        compile_blocks: ``torch.compile`` the transformer's repeated blocks.
+        attention_backend: a diffusers attention backend name (``"_native_cudnn"``, ``"flash"``, ``"sage"``...);
+            ``"auto"``: ``CUDA_ATTENTION`` on CUDA, PyTorch's default elsewhere; None: PyTorch's default.
+        compile_blocks: ``torch.compile`` the transformer's repeated blocks (regional compile).
+        fuse_qkv: fuse each self-attention's q, k, v projections (and cross-attention's k, v) into one matmul;
+            None: on CUDA.
 
     Returns:
         The pipeline on ``device``.
@@ -173,13 +181,25 @@ def load_pipeline(model_dir: str | os.PathLike | None = None, *, device: str | N
     pipe = WanVACEPipeline.from_pretrained(folder, vae=vae, dtype=dtype, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
-    configure_transformer(pipe.transformer, attention_backend=attention_backend, compile_blocks=compile_blocks)
+    configure_transformer(pipe.transformer, attention_backend=attention_backend, compile_blocks=compile_blocks,
+                          fuse_qkv=fuse_qkv)
     pipe._ray32_model_dir = folder  # noqa: SLF001 (the engine keys its prepare cache on these weights)
     return pipe
 
 
-def configure_transformer(transformer, *, attention_backend: str | None = None, compile_blocks: bool = False):
-    """Set the attention backend and compile the repeated blocks (both optional)."""
+def configure_transformer(transformer, *, attention_backend: str | None = None, compile_blocks: bool = False,
+                          fuse_qkv: bool | None = None):
+    """Speed options of the transformer (see ``load_pipeline``): the attention backend (``"auto"``: cuDNN on CUDA),
+    fused QKV projections (None: on CUDA) and the regional compile of the repeated blocks."""
+    cuda = next(transformer.parameters()).device.type == "cuda"
+    if attention_backend == "auto":
+        attention_backend = CUDA_ATTENTION if cuda else None
+    if fuse_qkv is None:
+        fuse_qkv = cuda
+    if fuse_qkv:
+        for module in transformer.modules():
+            if hasattr(module, "fuse_projections") and hasattr(module, "to_q"):
+                module.fuse_projections()
     if attention_backend:
         try:
             transformer.set_attention_backend(attention_backend)
@@ -229,7 +249,8 @@ class WanVaceEngine(Engine):
     Args:
         model_dir: diffusers folder of the weights (None: the Hugging Face cache).
         pipeline: an already built ``WanVACEPipeline`` (tests, benchmarks); ``model_dir`` is then not read.
-        device, dtype, attention_backend, compile_blocks: see ``load_pipeline``.
+        device, dtype, attention_backend, compile_blocks, fuse_qkv: see ``load_pipeline`` (defaults: cuDNN attention
+            and fused QKV on CUDA).
         max_side: longest side of the working frames (832 = Wan's 480p).
         window, overlap: frames per model window (1 + 4k) and frames shared by consecutive windows.
     """
@@ -239,8 +260,8 @@ class WanVaceEngine(Engine):
     prepare_version = "2"   # control videos drawn as VACE's annotators draw them
 
     def __init__(self, model_dir: str | os.PathLike | None = None, *, pipeline=None, device: str | None = None,
-                 dtype=None, attention_backend: str | None = None, compile_blocks: bool = False,
-                 max_side: int = 832, window: int = 81, overlap: int = 17):
+                 dtype=None, attention_backend: str | None = "auto", compile_blocks: bool = False,
+                 fuse_qkv: bool | None = None, max_side: int = 832, window: int = 81, overlap: int = 17):
         plan_windows(window + 1, window, overlap)  # validates window and overlap early
         self.model_dir = model_dir
         self._pipe = pipeline
@@ -248,6 +269,7 @@ class WanVaceEngine(Engine):
         self.dtype = dtype
         self.attention_backend = attention_backend
         self.compile_blocks = compile_blocks
+        self.fuse_qkv = fuse_qkv
         self.max_side = max_side
         self.window = window
         self.overlap = overlap
@@ -256,7 +278,7 @@ class WanVaceEngine(Engine):
         self._limits: dict | None = None
         if pipeline is not None:
             configure_transformer(pipeline.transformer, attention_backend=attention_backend,
-                                  compile_blocks=compile_blocks)
+                                  compile_blocks=compile_blocks, fuse_qkv=fuse_qkv)
 
     # ------------------------------------------------------------------------------------------ model access
 
@@ -265,7 +287,8 @@ class WanVaceEngine(Engine):
         """The ``WanVACEPipeline`` (loaded on first use)."""
         if self._pipe is None:
             self._pipe = load_pipeline(self.model_dir, device=self.device, dtype=self.dtype,
-                                       attention_backend=self.attention_backend, compile_blocks=self.compile_blocks)
+                                       attention_backend=self.attention_backend, compile_blocks=self.compile_blocks,
+                                       fuse_qkv=self.fuse_qkv)
         return self._pipe
 
     def model_tag(self) -> str:
