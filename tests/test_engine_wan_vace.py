@@ -89,6 +89,7 @@ def req(**kw):
 
 def test_model_dir_round_trip_and_render(tiny_dir, tmp_path, clips):
     """A tiny model saved to a folder loads back with local_files_only and renders the source's frame count."""
+    from ray32.engines import ENGINES
     from ray32.engines.wan_vace import WanVaceEngine
 
     folder = tiny_dir
@@ -98,7 +99,7 @@ def test_model_dir_round_trip_and_render(tiny_dir, tmp_path, clips):
     out = run(eng, shot, req(), tmp_path / "cache")
     assert out.shape == (13, H, W, 3) and out.dtype == np.uint8
     assert eng.pipe.transformer.dtype.is_floating_point and str(eng.pipe.transformer.dtype) == "torch.float32"
-    assert eng.version == "1" and eng.name == "wan-vace"
+    assert eng.version == ENGINES["wan-vace"].version and eng.name == "wan-vace"
 
 
 def test_missing_model_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch):
