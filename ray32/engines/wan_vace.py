@@ -15,27 +15,35 @@ structure adherence s      control video made in ``prepare`` (edges when s >= 0.
 motion adherence m         flow (m >= 0.5) or grayscale control when m > s; the denoising starts from the source's
                            latents noised to ``strength = 1 - 0.6 m`` of the schedule (1 = pure noise; with no
                            explicit m, the mode preset's strength)
-keyframes                  the guide is VAE-encoded and placed at the latent frame of its exact index, kept by the
-                           mask (mask 0 = keep) and blended back into the latents every step; the decoded frame is
-                           then replaced by the guide (exact), neighbours cross-faded over ``keyframe_fade`` frames.
+keyframes                  the guide is placed at its exact frame in VACE's context (mask 0 = keep; the context
+                           encoded from masked pixels as diffusers does) and its latent frame blended toward the
+                           guide's latents every step; the decoded frame is then replaced by the guide (exact),
+                           neighbours cross-faded over ``keyframe_fade`` frames (``post_pass``).
                            A keyframe prompt becomes the prompt of the windows whose middle lies at or after it
-locks (face/product/       kept mask regions (polygons per frame from the tracks or the lock's polygon), the
-label/region)              source's latents blended into them during denoising, and a final composite of the source
-                           pixels (locked pixels equal the source)
+locks (face/product/       kept mask regions (polygons per frame from the tracks or the lock's polygon): VACE's
+label/region)              inactive/reactive context encoded from the masked source and control pixels (diffusers'
+                           ``prepare_video_latents``), the source's latents blended into them during denoising, and a
+                           final composite of the source pixels (locked pixels equal the source)
 lock reference images      VACE reference images (prepended latent frames, as diffusers' pipeline does)
 mode adhere/flex/reimagine presets for the two adherences and the strength (``ray32.request.PRESETS``); explicit
                            values win
 grade                      the composite engine's relight by grade (``ray32.grade``), after generation
-draft preset               ``engine_options['preset'] = 'draft'``: 8 steps, guidance on the first half of them
-reframe (outpaint)         the source sits in a canvas of the target aspect; the padding is mask 1 with no control,
-                           so the model invents it; output at the canvas size
+draft preset               ``engine_options['preset'] = 'draft'``: 8 steps, guidance on the first half of them,
+                           diffusers' FirstBlockCache inside ``transformer.cache_context``
+reframe (outpaint)         the source sits in a canvas of the target aspect; the padding is mask 1 with no control
+                           and starts from the empty clip's latents noised to the first sigma, so the model invents
+                           it; output at the canvas size
 label swap                 the label lock post-pass (``ray32.label_lock``) over the generated frames
 clips over one window      overlapping windows (81 frames, 17 shared); each window keeps the previous window's last
-                           frames by the mask, is colour-matched to it and cross-faded over the shared frames
+                           frames in its context and latents, is colour-matched to it and cross-faded over the shared
+                           frames; one window's CPU post-pass runs while the next one denoises
 =========================  =========================================================================================
 
-Weights come from ``model_dir`` (a diffusers folder) or the Hugging Face cache (``local_files_only``): nothing is
-downloaded. bf16 on CUDA (the VAE stays float32), float32 on CPU.
+With neutral settings (nothing kept, strength 1) the loop equals diffusers' ``WanVACEPipeline.__call__``
+(``tests/test_engine_wan_equivalence.py``). Before any encode, ``check_fits`` holds the request against the model's
+limits (positional range, patch and VAE multiples, 4k+1 frames). Weights come from ``model_dir`` (a diffusers
+folder) or the Hugging Face cache (``local_files_only``): nothing is downloaded. bf16 on CUDA (the VAE stays
+float32) with cuDNN attention and fused QKV projections, float32 on CPU.
 """
 
 from __future__ import annotations
