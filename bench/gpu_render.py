@@ -190,7 +190,8 @@ def run_engine(engine, prepared, request, clock) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="CPU smoke run with the tiny config (proves the script)")
-    ap.add_argument("--steps", type=int, default=None, help="denoising steps for stock and engine (default 10; smoke 2)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="denoising steps for stock and engine (default 10; smoke 2)")
     ap.add_argument("--no-compile", action="store_true", help="skip the regional-compile configuration")
     ap.add_argument("--skip", default="", help="phases to leave out, comma separated: stock, draft, campaign")
     ap.add_argument("--budget-s", type=float, default=520.0,
