@@ -1,19 +1,25 @@
 """GPU benchmark of the wan-vace engine against diffusers' stock ``WanVACEPipeline`` call.
 
 The real Wan2.1-VACE-1.3B architecture (transformer, VAE and UMT5-XXL text encoder from configs in code, random
-weights: speed does not depend on weight values), 480x832, 81 frames, bf16 (VAE float32). In one run:
+weights: speed does not depend on weight values), 480x832, 81 frames, bf16 (VAE float32). Phases, each writing the
+result file as it finishes (a run killed at its time limit keeps what it measured):
 
-1. stock: ``WanVACEPipeline(video=<edges control>, prompt, negative_prompt, ...)`` at S steps, guidance 5;
-2. this engine at the same S steps and guidance, full schedule (strength 1) and the same control, in the
-   configurations ``eager`` (same attention kernels as stock), ``+attention backend`` and ``+compiled blocks``;
-3. the draft preset (8 steps, guidance on the first half of them);
-4. a 4-variant campaign: one ``prepare`` (control video + VAE latents) shared by four renders.
+1. ``stock``: ``WanVACEPipeline(video=<edges control>, prompt, negative_prompt, ...)`` at S steps, guidance 5;
+2. ``engine_eager``: this engine at the same S steps, guidance, full schedule and control, with the stock kernels
+   (PyTorch's default attention, unfused projections): per-step time against stock is the fair ratio;
+3. ``engine_fast``: + cuDNN attention (``_native_cudnn``) + fused QKV projections (the engine's CUDA defaults);
+4. ``engine_compiled``: + regional compile of the repeated blocks;
+5. ``draft``: the draft preset (8 steps, guidance on the first half, FirstBlockCache) with the best configuration;
+6. ``campaign_4``: one ``prepare`` shared by four variants: the campaign ratio, and the cost against
+   ``prepare + 4 x one variant's denoise``.
 
-Reported: s/step (transformer steps), s/variant, peak VRAM per phase, transformer MFU against the GPU's dense
-bf16 peak (FLOPs counted from the architecture), and the speed ratio engine/stock measured side by side.
+Reported: s/step, s/variant, peak VRAM per phase, transformer MFU against the GPU's dense bf16 peak (FLOPs counted
+from the architecture), and the ratios measured side by side. Phases that would not fit the time budget
+(``--budget-s``) are skipped and say so.
 
     python bench/gpu_render.py                 # on an H100/H200 -> bench/results/gpu_render.json
-    python bench/gpu_render.py --smoke         # CPU, tiny config, minutes -> bench/results/gpu_render_cpu_smoke.json
+    python bench/gpu_render.py --smoke         # CPU, tiny config -> bench/results/gpu_render_cpu_smoke.json
+    bash bench/device/run.sh                   # on the lent GPU machine: carried wheels, import check, this
 
 The ``--smoke`` run proves the script end to end on a CPU; its numbers say nothing about GPU speed.
 """
@@ -184,13 +190,15 @@ def run_engine(engine, prepared, request, clock) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="CPU smoke run with the tiny config (proves the script)")
-    ap.add_argument("--steps", type=int, default=None, help="denoising steps for stock and engine (default 10; smoke 2)")
-    ap.add_argument("--attention-backend", default="_native_cudnn",
-                    help="diffusers attention backend for the '+attention' configuration (default _native_cudnn)")
-    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile configuration")
-    ap.add_argument("--skip", default="", help="phases to leave out, comma separated: stock, draft, campaign "
-                                               "(to fit one device call of 10 minutes when compiling is slow)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="denoising steps for stock and engine (default 10; smoke 2)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the regional-compile configuration")
+    ap.add_argument("--skip", default="", help="phases to leave out, comma separated: stock, draft, campaign")
+    ap.add_argument("--budget-s", type=float, default=520.0,
+                    help="wall-clock budget of the whole run: a phase that would not fit is skipped (default 520)")
+    ap.add_argument("--out-dir", default=None, help="where the JSON goes (default bench/results)")
     args = ap.parse_args(argv)
+    t_run = time.perf_counter()
     skip = {p.strip() for p in args.skip.split(",") if p.strip()}
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -198,7 +206,7 @@ def main(argv=None) -> int:
 
     from ray32.engines.tiny_models import build_components
     from ray32.engines.wan_controls import control_video
-    from ray32.engines.wan_vace import WanVaceEngine
+    from ray32.engines.wan_vace import CUDA_ATTENTION, WanVaceEngine
     from ray32.request import RenderRequest
     from ray32.shot import open_shot, read_chunks, working_geometry
 
@@ -215,16 +223,34 @@ def main(argv=None) -> int:
     args.negative = "bright tones, overexposed, static, blurred details, worst quality, low quality"
     device = "cuda" if cuda else "cpu"
     dtype = torch.bfloat16 if cuda else torch.float32
+    name = "gpu_render_cpu_smoke" if args.smoke else "gpu_render"
     results: dict = {
         "label": ("CPU SMOKE RUN with the tiny config: proves the script end to end; NOT the GPU benchmark"
                   if args.smoke else "GPU benchmark: Wan2.1-VACE-1.3B architecture, random weights"),
         "config": {"model": size, "width": args.width, "height": args.height, "frames": args.frames,
                    "steps": steps, "guidance": args.guidance, "dtype": str(dtype), "device": device,
-                   "device_name": torch.cuda.get_device_name() if cuda else "cpu"},
-        "phases": {}, "errors": {}, "skipped": [],
+                   "device_name": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+                   "budget_s": args.budget_s},
+        "goals": {"per_step_speedup_vs_stock_at_least": 1.3, "transformer_mfu_at_least": 0.45,
+                  "draft_s_per_variant_at_most": 15.0,
+                  "campaign_total_at_most_prepare_plus_n_denoise": "ratio <= 1.05"},
+        "phases": {}, "errors": {}, "skipped": [], "complete": False,
     }
     peak = peak_tflops(results["config"]["device_name"]) if cuda else None
     results["config"]["bf16_peak_tflops"] = peak
+
+    def save():
+        results["elapsed_s"] = round(time.perf_counter() - t_run, 1)
+        write_result(name, results, args.out_dir)
+
+    def fits(phase: str, cost_s: float) -> bool:
+        left = args.budget_s - (time.perf_counter() - t_run)
+        if cost_s > left:
+            results["skipped"].append(f"{phase}: about {cost_s:.0f} s needed, {left:.0f} s left in the budget")
+            log.info("skipping %s (budget)", phase)
+            save()
+            return False
+        return True
 
     log.info("building %s components on %s", size, device)
     t0 = time.perf_counter()
@@ -238,11 +264,27 @@ def main(argv=None) -> int:
     lat = ((args.frames - 1) // 4 + 1, args.height // 8, args.width // 8)
     flops_fwd = transformer_flops(cfg, lat, args.text_len)
     results["config"]["transformer_tflop_per_forward"] = float(f"{flops_fwd / 1e12:.6g}")
+    save()
 
     def mfu(s_per_step, forwards_per_step=2):
         if not (peak and s_per_step):
             return None
         return round(flops_fwd * forwards_per_step / s_per_step / (peak * 1e12), 4)
+
+    def phase(key, fn):
+        try:
+            out = fn()
+            if out is not None:
+                results["phases"][key] = out
+                log.info("%s: %s", key, out)
+        except Skipped as ex:
+            results["skipped"].append(str(ex))
+        except Exception as ex:  # record and go on: the other phases still say something
+            results["errors"][key] = repr(ex)
+            log.exception("%s failed", key)
+        save()
+
+    variant_s = [None]   # the last measured seconds per variant, for the budget
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -254,20 +296,16 @@ def main(argv=None) -> int:
 
         control_pil = [Image.fromarray(f) for f in control_video(frames, "edges")]
 
-        # 1. Stock pipeline (warm-up call with 2 steps first: kernels, allocator)
-        try:
+        def stock_phase():
             if "stock" in skip:
                 raise Skipped("stock")
-            run_stock(pipe, control_pil, args, clock, steps=min(2, steps))
-            stock = run_stock(pipe, control_pil, args, clock, steps=steps)
-            stock["mfu"] = mfu(stock["s_per_step"])
-            results["phases"]["stock"] = stock
-            log.info("stock: %s", stock)
-        except Skipped as ex:
-            results["skipped"].append(str(ex))
-        except Exception as ex:  # record and go on: the other phases still say something
-            results["errors"]["stock"] = repr(ex)
-            log.exception("stock failed")
+            run_stock(pipe, control_pil, args, clock, steps=min(2, steps))   # warm-up: kernels, allocator
+            st = run_stock(pipe, control_pil, args, clock, steps=steps)
+            st["mfu"] = mfu(st["s_per_step"])
+            variant_s[0] = st["s_per_variant"]
+            return st
+
+        phase("stock", stock_phase)
 
         def request(prompt, **opts):
             return RenderRequest(prompt=prompt, structure_adherence=1.0, motion_adherence=0.0,
@@ -275,69 +313,71 @@ def main(argv=None) -> int:
                                                  "control": "edges", "conditioning_scale": 1.0,
                                                  "negative_prompt": args.negative, **opts})
 
-        configs = [("engine_eager", {})]
-        if cuda and args.attention_backend:
-            configs.append(("engine_attention", {"attention_backend": args.attention_backend}))
-            if not args.no_compile:
-                configs.append(("engine_attention_compiled", {"attention_backend": args.attention_backend,
-                                                              "compile_blocks": True}))
-        best = None
-        prepared = None
-        for name, kw in configs:
-            try:
-                # configurations build on each other: eager, then + attention backend, then + compiled blocks
-                eng = WanVaceEngine(pipeline=pipe, max_side=max(args.width, args.height), window=81,
-                                    overlap=17, **kw)
-                eng._prompts.clear()
+        # Configurations build on each other (each changes the shared transformer in place).
+        configs = [("engine_eager", {"attention_backend": None, "fuse_qkv": False}),
+                   ("engine_fast", {"attention_backend": CUDA_ATTENTION if cuda else None, "fuse_qkv": True})]
+        if cuda and not args.no_compile:
+            configs.append(("engine_compiled", {"attention_backend": CUDA_ATTENTION, "fuse_qkv": True,
+                                                "compile_blocks": True}))
+        engines = {}
+
+        def engine_phase(key, kw):
+            def run():
+                guess = 2.5 * (variant_s[0] or 0) + (120 if kw.get("compile_blocks") else 0)
+                if not fits(key, guess):
+                    return None
+                eng = WanVaceEngine(pipeline=pipe, max_side=max(args.width, args.height), window=81, overlap=17, **kw)
                 req0 = request(PROMPTS[0])
                 clock.reset_peak()
                 clock.sync()
                 t = time.perf_counter()
-                prepared = eng.prepare(shot, {**eng.prepare_settings(req0, shot), "cache_dir": str(tmp / name)})
+                prepared = eng.prepare(shot, {**eng.prepare_settings(req0, shot), "cache_dir": str(tmp / key)})
                 clock.sync()
                 prep_s = time.perf_counter() - t
                 warm = run_engine(eng, prepared, request(PROMPTS[0], steps=min(2, steps)), clock)  # compile/warm-up
                 r = run_engine(eng, prepared, req0, clock)
-                r.update(prepare_s=round(prep_s, 3), warmup_s=warm["s_per_variant"], mfu=mfu(r["s_per_step"]))
-                results["phases"][name] = r
-                log.info("%s: %s", name, r)
-                if best is None or r["s_per_variant"] < results["phases"][best[0]]["s_per_variant"]:
-                    best = (name, eng)
-            except Exception as ex:
-                results["errors"][name] = repr(ex)
-                log.exception("%s failed", name)
+                r.update(prepare_s=round(prep_s, 3), warmup_s=warm["s_per_variant"], mfu=mfu(r["s_per_step"]),
+                         options={k: v for k, v in kw.items()})
+                st = results["phases"].get("stock")
+                if st and st.get("s_per_step") and r.get("s_per_step"):
+                    r["per_step_speedup_vs_stock"] = round(st["s_per_step"] / r["s_per_step"], 3)
+                    r["per_variant_speedup_vs_stock"] = round(st["s_per_variant"] / r["s_per_variant"], 3)
+                variant_s[0] = r["s_per_variant"]
+                engines[key] = (eng, r)
+                return r
+            return run
 
-        if best is not None:
-            name, eng = best
-            results["best_engine_config"] = name
-            results["draft_and_campaign_run_with"] = configs[-1][0]  # the transformer keeps the last set-up
-            st = results["phases"].get("stock")
-            r = results["phases"][name]
-            if st:
-                results["speedup_vs_stock"] = {
-                    "per_variant": round(st["s_per_variant"] / r["s_per_variant"], 3),
-                    "per_step": round(st["s_per_step"] / r["s_per_step"], 3) if st["s_per_step"] and r["s_per_step"]
-                    else None}
-            # 3. Draft preset
-            try:
+        for key, kw in configs:
+            phase(key, engine_phase(key, kw))
+
+        if engines:
+            best_key = min(engines, key=lambda k: engines[k][1]["s_per_variant"])
+            results["best_engine_config"] = best_key
+            eng = engines[list(engines)[-1]][0]   # the transformer keeps the last configuration
+            results["draft_and_campaign_run_with"] = list(engines)[-1]
+
+            def draft_phase():
                 if "draft" in skip:
                     raise Skipped("draft")
+                if not fits("draft", 1.5 * (variant_s[0] or 0)):
+                    return None
                 prepared = eng.prepare(shot, {**eng.prepare_settings(request(PROMPTS[0]), shot),
-                                              "cache_dir": str(tmp / name)})
+                                              "cache_dir": str(tmp / "draft")})
                 draft = RenderRequest(prompt=PROMPTS[1], structure_adherence=1.0, motion_adherence=0.0,
                                       engine_options={"preset": "draft", "strength": 1.0, "control": "edges",
                                                       "negative_prompt": args.negative})
-                results["phases"]["draft"] = run_engine(eng, prepared, draft, clock)
-                log.info("draft: %s", results["phases"]["draft"])
-            except Skipped as ex:
-                results["skipped"].append(str(ex))
-            except Exception as ex:
-                results["errors"]["draft"] = repr(ex)
-                log.exception("draft failed")
-            # 4. Campaign: one prepare (uncached: a new cache folder), four variants
-            try:
+                run_engine(eng, prepared, draft, clock)          # warm-up of the cache hook's paths
+                r = run_engine(eng, prepared, draft, clock)
+                r["goal_met"] = r["s_per_variant"] <= results["goals"]["draft_s_per_variant_at_most"]
+                return r
+
+            phase("draft", draft_phase)
+
+            def campaign_phase():
                 if "campaign" in skip:
                     raise Skipped("campaign")
+                if not fits("campaign_4", 5 * (variant_s[0] or 0)):
+                    return None
                 clock.sync()
                 t = time.perf_counter()
                 prepared = eng.prepare(shot, {**eng.prepare_settings(request(PROMPTS[0]), shot),
@@ -346,25 +386,22 @@ def main(argv=None) -> int:
                 prep_s = time.perf_counter() - t
                 variants = [run_engine(eng, prepared, request(p), clock) for p in PROMPTS]
                 total = prep_s + sum(v["s_per_variant"] for v in variants)
+                one = float(np.median([v["s_per_variant"] for v in variants]))
                 camp = {"prepare_s": round(prep_s, 3), "variants_s": [v["s_per_variant"] for v in variants],
-                        "total_s": round(total, 3), "peak_vram_gib": max((v["peak_vram_gib"] or 0)
-                                                                          for v in variants) or None}
+                        "total_s": round(total, 3), "prepare_plus_4_denoise_s": round(prep_s + 4 * one, 3),
+                        "ratio_to_prepare_plus_4_denoise": round(total / (prep_s + 4 * one), 3),
+                        "peak_vram_gib": max((v["peak_vram_gib"] or 0) for v in variants) or None}
+                st = results["phases"].get("stock")
                 if st:
                     camp["stock_4_calls_s_estimated"] = round(4 * st["s_per_variant"], 3)
-                    camp["speedup_vs_4_stock_calls"] = round(4 * st["s_per_variant"] / total, 3)
-                results["phases"]["campaign_4"] = camp
-                log.info("campaign: %s", camp)
-            except Skipped as ex:
-                results["skipped"].append(str(ex))
-            except Exception as ex:
-                results["errors"]["campaign_4"] = repr(ex)
-                log.exception("campaign failed")
+                    camp["campaign_speedup_vs_4_stock_calls"] = round(4 * st["s_per_variant"] / total, 3)
+                return camp
 
-    results["goals"] = {"speedup_vs_stock_at_least": 1.5, "transformer_mfu_at_least": 0.5,
-                        "draft_s_per_variant_at_most": 15.0}
-    name = "gpu_render_cpu_smoke" if args.smoke else "gpu_render"
-    path = write_result(name, results)
-    print(f"wrote {path}")
+            phase("campaign_4", campaign_phase)
+
+    results["complete"] = True
+    save()
+    print(f"wrote {Path(args.out_dir or 'bench/results') / (name + '.json')}")
     return 0 if not results["errors"] else 1
 
 

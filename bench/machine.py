@@ -68,10 +68,12 @@ def machine_facts() -> dict:
     return facts
 
 
-def write_result(name: str, results: dict) -> Path:
-    """Write ``bench/results/<name>.json`` = {"benchmark", "machine", "results"} and return its path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_result(name: str, results: dict, folder: str | os.PathLike | None = None) -> Path:
+    """Write ``<folder>/<name>.json`` (default folder ``bench/results``) = {"benchmark", "machine", "results"}
+    and return its path."""
+    folder = Path(folder) if folder is not None else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     payload = {"benchmark": name, "machine": machine_facts(), "results": results}
     tmp = path.with_suffix(".json.partial")
     tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")

@@ -38,6 +38,7 @@ class RunContext:
         trim: ``{"start", "end"}`` or None. runs_dir: the runs folder (absolute). engine: the engine's name.
         formats: export formats overriding the campaign's (None: each variant's own).
         qa_samples: frames OCR and face identity look at. cache_dir: the prepared-shot cache (None: default).
+        model_dir: the engine's weights folder (None: ``$RAY32_MODEL_DIR`` on the worker, else the engine's default).
     """
 
     campaign: str
@@ -50,6 +51,16 @@ class RunContext:
     qa_samples: int = 9
     cache_dir: str | None = None
     extra: dict = field(default_factory=dict)
+    model_dir: str | None = None
+
+
+def engine_for(ctx: RunContext):
+    """This process's engine for the run (``ray32.engines.shared_engine``): one model load per worker, its caches
+    kept across variants."""
+    from ray32.engines import resolve_model_dir, shared_engine
+
+    folder = resolve_model_dir(ctx.engine, ctx.model_dir)
+    return shared_engine(ctx.engine, **({"model_dir": str(folder)} if folder is not None else {}))
 
 
 def absolute_request(request: dict, root: str | os.PathLike) -> dict:
@@ -130,9 +141,7 @@ def prepare(ctx: RunContext, request, progress=None):
     Returns:
         (engine, prepared).
     """
-    from ray32.engines import get_engine
-
-    engine = get_engine(ctx.engine)
+    engine = engine_for(ctx)
     shot = _shot(ctx)
     settings = engine.prepare_settings(request, shot)
     if ctx.cache_dir:

@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 RETRIES = 2
 RETRY_DELAYS = [1, 4]
 """Seconds before the first and second retry of a failed render (back-off)."""
-GPU_ENGINES = ("wan-vace", "ltx")
 
 _GPU_SLOTS: dict[int, threading.Semaphore] = {}
 
@@ -70,7 +69,9 @@ def _worth_retrying(task, task_run, state) -> bool:
 @task(name="render", task_run_name="{slug}", cache_policy=NO_CACHE, retries=RETRIES,
       retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_worth_retrying, tags=["ray32-render"])
 def render_task(slug: str, ctx: pipeline.RunContext, variant: dict, gpus: int = 0) -> dict:
-    if gpus > 0 and ctx.engine in GPU_ENGINES:
+    from ray32.engines import engine_info
+
+    if gpus > 0 and engine_info(ctx.engine).gpu:
         with _gpu_slot(gpus):
             return pipeline.render_variant(ctx, variant)
     return pipeline.render_variant(ctx, variant)
@@ -136,7 +137,7 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
                   run: str | None = None, engine: str | None = None, formats: list[str] | None = None,
                   qa_samples: int = 9, auto_approve: bool = False, review: bool = False, review_timeout: int = 3600,
                   gpus: int = 1, package: bool = True, cache_dir: str | None = None,
-                  show_progress: bool | None = None) -> dict:
+                  show_progress: bool | None = None, model_dir: str | None = None) -> dict:
     """Run a campaign end to end (see the module docstring).
 
     Args:
@@ -148,6 +149,8 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
         review: pause for a reviewer's input in the Prefect UI (needs a Prefect server).
         gpus: renders at once on a GPU engine (a local slot count; on Dask/Ray each render asks for one GPU).
         package: package the approved variants at the end. cache_dir: the prepared-shot cache.
+        model_dir: the engine's weights folder (default: campaign.yaml's ``engine.model_dir``, else
+            ``$RAY32_MODEL_DIR`` on each worker, else the engine's default place).
         show_progress: a progress bar over variants on stderr (default: when it is a terminal).
 
     Returns:
@@ -166,7 +169,7 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
     ctx = pipeline.RunContext(campaign=plan.campaign, root=str(Path(campaign_dir).resolve()),
                               source=str((Path(campaign_dir) / plan.source).resolve()), trim=plan.trim,
                               runs_dir=runs_dir, engine=engine or plan.engine, formats=formats,
-                              qa_samples=qa_samples, cache_dir=cache_dir)
+                              qa_samples=qa_samples, cache_dir=cache_dir, model_dir=model_dir or plan.model_dir)
     with mf.campaign_lock(runs_dir, plan.campaign) as lock:
         mf.describe_lock(lock, run)
         removed = mf.clean_partials(runs_dir, plan.campaign)
@@ -300,9 +303,11 @@ def run_campaign(campaign_dir: str | os.PathLike, *, runner: str = "threads", ad
 
     plan = plan_campaign(campaign_dir)  # every problem at once, before Prefect starts
     engine = kwargs.get("engine") or plan.engine
-    from ray32.engines import get_engine
+    from ray32.engines import check_weights, engine_info, get_engine
 
     get_engine(engine)  # an unknown engine fails here, with the list of available ones
+    # Its weights too: a missing or incomplete model folder is named here, with where it looked.
+    check_weights(engine, kwargs.get("model_dir") or (plan.model_dir if engine == plan.engine else None))
     root = Path(campaign_dir).resolve()
     pipeline.check_requests(pipeline.RunContext(
         campaign=plan.campaign, root=str(root), source=str(root / plan.source), trim=plan.trim, runs_dir="",
@@ -311,7 +316,7 @@ def run_campaign(campaign_dir: str | os.PathLike, *, runner: str = "threads", ad
     with mf.campaign_lock(Path(kwargs.get("runs_dir", "runs")).resolve(), plan.campaign):
         pass
     f = campaign_flow.with_options(task_runner=task_runner(runner, address, workers, kwargs.get("gpus", 1)))
-    gpu = engine in GPU_ENGINES if gpu_per_render is None else gpu_per_render
+    gpu = engine_info(engine).gpu if gpu_per_render is None else gpu_per_render
     if runner == "dask" and gpu:
         import dask
 

@@ -89,6 +89,7 @@ def req(**kw):
 
 def test_model_dir_round_trip_and_render(tiny_dir, tmp_path, clips):
     """A tiny model saved to a folder loads back with local_files_only and renders the source's frame count."""
+    from ray32.engines import ENGINES
     from ray32.engines.wan_vace import WanVaceEngine
 
     folder = tiny_dir
@@ -98,7 +99,7 @@ def test_model_dir_round_trip_and_render(tiny_dir, tmp_path, clips):
     out = run(eng, shot, req(), tmp_path / "cache")
     assert out.shape == (13, H, W, 3) and out.dtype == np.uint8
     assert eng.pipe.transformer.dtype.is_floating_point and str(eng.pipe.transformer.dtype) == "torch.float32"
-    assert eng.version == "1" and eng.name == "wan-vace"
+    assert eng.version == ENGINES["wan-vace"].version and eng.name == "wan-vace"
 
 
 def test_missing_model_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch):
@@ -159,9 +160,10 @@ def test_two_variants_on_one_prepare_encode_the_source_once(pipe, clips, tmp_pat
     out_a = np.concatenate(list(eng.render(prep_a, a)))
     calls_after_a = len(calls)
     out_b = np.concatenate(list(eng.render(prep_b, b)))
-    # The only encode in a render is the previous window's tail (generated frames, not the source): 1 per join.
-    assert calls_after_a - n_prepare == 1 and len(calls) - calls_after_a == 1
-    assert all(shape[2] < 9 for shape in calls[n_prepare:])  # tails are shorter than a window
+    # A render encodes no source: per join, the previous window's tail (generated frames, for the blend) and the
+    # window's VACE context with that tail kept (inactive and reactive, as diffusers encodes masked pixels).
+    assert calls_after_a - n_prepare == 3 and len(calls) - calls_after_a == 3
+    assert sorted(shape[2] for shape in calls[n_prepare:calls_after_a]) == [5, 9, 9]   # tail, 2 x context
     assert out_a.shape == out_b.shape == (13, H, W, 3)
     assert np.abs(out_a.astype(int) - out_b).mean() > 0.5
     # a third variant on a fresh engine: everything comes from the cache entry on disk, no encode at all
@@ -360,10 +362,16 @@ def test_control_videos():
     assert edges.shape == frames.shape and set(np.unique(edges)) <= {0, 255} and edges[0].max() == 255
     gray = control_video(frames, "gray")
     assert np.all(gray[..., 0] == gray[..., 1]) and gray.max() > 150
+    # flow as VACE's annotator draws RAFT's: zero motion white, the moving square coloured (the Middlebury wheel)
     flow = control_video(frames, "flow")
-    assert flow.shape == frames.shape and flow[2, 35:55, 30:50].mean() > 4 * flow[2, :10, :10].mean() + 1
+    assert flow.shape == frames.shape and flow[2, :10, :10].min() >= 250
+    square = flow[2, 30:60, 20:60].astype(int)
+    assert (255 - square).mean() > 60 and square[..., 0].mean() > square[..., 2].mean() + 40   # rightward: red
+    # layout as VACE's layout annotator: black contours on white, around the square and nowhere far from it
     layout = control_video(frames, "layout")
-    assert len(np.unique(layout)) <= 6
+    assert set(np.unique(layout)) <= {0, 255} and (layout[0] == 0).any() and layout[0, :20].min() == 255
+    ys, xs = np.nonzero(layout[0, ..., 0] == 0)
+    assert ys.min() >= 20 and ys.max() <= 70 and xs.min() >= 10 and xs.max() <= 60
     with pytest.raises(ControlError, match="unknown control kind 'depth'"):
         control_video(frames, "depth")
 
@@ -466,7 +474,8 @@ def test_cli_missing_model_is_one_message(clips, tmp_path, capsys):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
     rc = main(["render", str(clips[13].path), "--model-dir", str(tmp_path), "--out-dir", str(tmp_path / "o2")])
-    assert rc == 2 and "--model-dir is for the wan-vace engine, not 'composite'" in capsys.readouterr().err
+    assert rc == 2 and "--model-dir is for engines that take weights (wan-vace), not 'composite'" in \
+        capsys.readouterr().err
 
 
 def test_request_errors_name_the_problem_before_any_model_work(pipe, clips, cache, tmp_path):
@@ -521,3 +530,63 @@ def test_vace_mask_matches_diffusers_prepare_masks(pipe):
     theirs = pipe.prepare_masks(torch.from_numpy(pixel)[None, None], reference_images=[[]])[0].numpy()
     assert ours.shape == theirs.shape == (64, 3, 4, 6)
     assert np.array_equal(ours, theirs)
+
+
+# ------------------------------------------------------------------------------------- the model's limits
+
+FOOTAGE = Path(__file__).parent / "data" / "footage"
+
+
+def test_cli_render_a_real_640x480_clip_with_the_saved_tiny_model(tiny_dir, tmp_path, capsys):
+    """The README's path for a new user: ``save_tiny_pipeline(DIR)``, then ``ray32 render cup.mp4 --engine wan-vace
+    --model-dir DIR``. The saved model takes the clip at the default working size (640x480 stays 640x480: 40x30
+    tokens); the end-to-end render works at max_side 320 to keep the CPU VAE's time small."""
+    import json
+    import subprocess
+
+    from flows.cli import main
+    from ray32.engines.wan_vace import WanVaceEngine
+
+    eng = WanVaceEngine(model_dir=tiny_dir)
+    shot = open_shot(FOOTAGE / "cup.mp4", end="5f", detect_cuts=False)
+    canvas = eng.canvas(shot, None)
+    assert (canvas.geometry.width, canvas.geometry.height) == (640, 480)
+    eng.check_fits(canvas, 81)          # the default working size and window fit the saved tiny model
+    assert eng._pipe is None            # (read from its configs: no weights loaded)
+    opts = tmp_path / "request.json"
+    opts.write_text(json.dumps({"engine_options": {"steps": 1, "guidance": 1.0, "max_side": 320}}))
+    rc = main(["render", str(FOOTAGE / "cup.mp4"), "--engine", "wan-vace", "--model-dir", str(tiny_dir),
+               "--request", str(opts), "--prompt", "a cup on a wooden table", "--mode", "flex", "--end", "5f",
+               "--out", "draft", "--out-dir", str(tmp_path / "out"), "--stem", "cup",
+               "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0, capsys.readouterr().err
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
+         "stream=nb_read_frames,width,height", "-of", "json", str(tmp_path / "out" / "cup_draft.mp4")],
+        capture_output=True, text=True, check=True).stdout)["streams"][0]
+    assert (int(probe["nb_read_frames"]), probe["width"], probe["height"]) == (5, 640, 480)
+
+
+def test_a_size_beyond_the_models_range_is_refused_before_any_encode(tiny_dir, tmp_path, capsys, monkeypatch):
+    """A model whose positional range is 16 tokens per side cannot take 640x480 (40x30 tokens): one message naming
+    the limit and the max_side that fits, before the weights are loaded or anything is encoded."""
+    import json
+    import shutil
+
+    from flows.cli import main
+    from ray32.engines import wan_vace
+
+    small = tmp_path / "small-range"
+    shutil.copytree(tiny_dir, small)
+    cfg = json.loads((small / "transformer" / "config.json").read_text())
+    (small / "transformer" / "config.json").write_text(json.dumps({**cfg, "rope_max_seq_len": 16}))
+    loads = []
+    monkeypatch.setattr(wan_vace, "load_pipeline", lambda *a, **k: loads.append(a) or 1 / 0)
+    rc = main(["render", str(FOOTAGE / "cup.mp4"), "--engine", "wan-vace", "--model-dir", str(small),
+               "--prompt", "a cup", "--end", "5f", "--out-dir", str(tmp_path / "out"),
+               "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and not loads
+    assert "640x480 is 40x30 tokens, beyond this model's positional range of 16" in err
+    assert "engine_options['max_side'] to 256 or less" in err
+    assert not (tmp_path / "cache" / "prepared").exists()

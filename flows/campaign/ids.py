@@ -10,9 +10,6 @@ from json.encoder import encode_basestring as _encode_str
 ID_VERSION = 1
 ID_LENGTH = 16
 
-ENGINE_VERSIONS = {"composite": "1.0", "wan-vace": "1", "ltx": "1"}
-"""Engine versions used when campaign.yaml gives none. The engines' registry (``ray32.engines.get_engine(name)
-.version``) is the truth; this table lets planning run without importing any engine (no torch on this path)."""
 
 PIXEL_NEUTRAL = ("outputs",)
 """Request fields that do not change pixels: adding a delivery format keeps the ids (and the renders)."""
@@ -27,10 +24,14 @@ def canonical_json(value) -> str:
 
 
 def engine_version(name: str, version: str | None = None) -> str:
-    """The engine version that goes into ids: the one given, else the static table, else "0"."""
+    """The engine version that goes into ids: the one given, else the engine registry's (``ray32.engines.ENGINES``,
+    read without importing any engine), else "0"."""
+    from ray32.engines import ENGINES
+
     if version:
         return str(version)
-    return ENGINE_VERSIONS.get(name, "0")
+    info = ENGINES.get(name)
+    return info.version if info is not None else "0"
 
 
 def variant_id(*, source_hash: str, trim: dict | None, engine: str, engine_version: str, request: dict,

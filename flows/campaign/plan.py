@@ -34,7 +34,8 @@ class Plan:
         source: the source shot, relative to the campaign folder.
         source_hash: its content hash (``ray32.shot.content_hash``).
         trim: ``{"start", "end"}`` as written, or None.
-        engine, engine_version: what renders it.
+        engine, engine_version: what renders it. model_dir: campaign.yaml's ``engine.model_dir`` made absolute
+            (None: not given).
         axes: the axis names in expansion order.
         variants: the planned variants (plain dicts: variant_id, slug, axes, prompt, request, engine,
             engine_version, outputs, qa_overrides, lint).
@@ -60,6 +61,7 @@ class Plan:
     schedule: dict | None = None
     checks: dict = field(default_factory=dict)
     input_warnings: list[str] = field(default_factory=list)
+    model_dir: str | None = None
 
     def to_dict(self) -> dict:
         return {"campaign": self.campaign, "root": str(self.root), "source": self.source,
@@ -185,7 +187,7 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
         campaign_dir: the campaign folder (holds campaign.yaml).
         matrix: read the matrix from this .xlsx file or CSV folder instead of campaign.yaml's (must be inside
             the campaign folder).
-        engine_version: the engine version for the ids (default: campaign.yaml's, else ``ids.ENGINE_VERSIONS``).
+        engine_version: the engine version for the ids (default: campaign.yaml's, else the engine registry's).
         use_cache: skip the Great Expectations check of sheets whose cells already passed the same checks.
 
     Returns:
@@ -221,8 +223,10 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
         else:
             assets[value] = rel
             located.append((loc, value, path))
-    if spec.engine.name not in ids.ENGINE_VERSIONS and not (engine_version or spec.engine.version):
-        log.info("engine %r is not in the static version table; its version is taken as '0'", spec.engine.name)
+    from ray32.engines import ENGINES
+
+    if spec.engine.name not in ENGINES and not (engine_version or spec.engine.version):
+        log.info("engine %r is not in the engine registry; its version is taken as '0'", spec.engine.name)
     # ... and what they hold: a video within the limits, times inside it, images that decode, LUTs that parse.
     from ray32.engines import EngineError, engine_class
 
@@ -322,7 +326,9 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
                 engine=spec.engine.name, engine_version=version, axes=list(axis_rows), variants=result.variants,
                 warnings=result.warnings, excluded=result.excluded,
                 schedule=spec.schedule.model_dump() if spec.schedule else None, checks=checks,
-                input_warnings=input_warnings)
+                input_warnings=input_warnings,
+                model_dir=str((root / Path(spec.engine.model_dir).expanduser()).resolve()) if spec.engine.model_dir
+                else None)
 
 
 __all__ = ["Plan", "plan_campaign", "CampaignError"]

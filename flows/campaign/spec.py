@@ -127,6 +127,7 @@ class Engine(_Model):
     name: str = "composite"
     version: str | None = None
     options: dict[str, Any] = {}
+    model_dir: str | None = None   # weights folder (engines that take weights), relative to the campaign or absolute
 
 
 class Defaults(_Model):

@@ -46,6 +46,9 @@ def register(sub) -> None:
                                      "default: a local cluster")
     p.add_argument("--workers", type=int, help="parallel renders (threads or local Dask workers)")
     p.add_argument("--gpus", type=int, default=1, help="renders at once on a GPU engine here (default 1)")
+    p.add_argument("--model-dir", type=Path,
+                   help="weights folder for an engine that takes weights (default: campaign.yaml's engine.model_dir, "
+                        "else $RAY32_MODEL_DIR on each worker, else the engine's default place)")
     p.add_argument("--qa-samples", type=int, default=9, help="frames OCR and face identity look at (default 9)")
     p.add_argument("--auto-approve", action="store_true", help="approve the variants that pass QA")
     p.add_argument("--review", action="store_true",
@@ -123,7 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                           runs_dir=str(args.runs_dir), deliverables_dir=str(args.deliverables), run=args.run,
                           engine=args.engine, formats=formats, qa_samples=args.qa_samples,
                           auto_approve=args.auto_approve, review=args.review_in_prefect, gpus=args.gpus,
-                          package=not args.no_package)
+                          package=not args.no_package,
+                          model_dir=str(args.model_dir.resolve()) if args.model_dir else None)
     print_result(result)
     if args.review:
         _serve_review(args, result)

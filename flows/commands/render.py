@@ -201,6 +201,7 @@ def render_to_files(source: Path, request, *, engine_name: str = "composite", ou
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from ray32.engines import ENGINES, engine_info, resolve_model_dir
     from ray32.inputs import check_request_inputs
 
     request = build_request(args)
@@ -213,10 +214,12 @@ def cmd_render(args: argparse.Namespace) -> int:
                                   options={k: o for k, o in options.items() if given[k] not in (None, [])}):
         print(f"ray32: warning: {w}", file=sys.stderr)
     engine_options = {}
-    if getattr(args, "model_dir", None) is not None:
-        if args.engine != "wan-vace":
-            raise RenderArgsError(f"--model-dir is for the wan-vace engine, not {args.engine!r}")
-        engine_options["model_dir"] = args.model_dir
+    if getattr(args, "model_dir", None) is not None and not engine_info(args.engine).weights:
+        weighted = ", ".join(n for n, e in ENGINES.items() if e.weights)
+        raise RenderArgsError(f"--model-dir is for engines that take weights ({weighted}), not {args.engine!r}")
+    folder = resolve_model_dir(args.engine, getattr(args, "model_dir", None))   # or $RAY32_MODEL_DIR
+    if folder is not None:
+        engine_options["model_dir"] = folder
     paths = render_to_files(args.source, request, engine_name=args.engine, out_dir=args.out_dir, stem=args.stem,
                             start=args.start, end=args.end, cache_dir=args.cache_dir, engine_options=engine_options)
     for fmt, path in paths.items():

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ray32.engines import ENGINES
 from ray32.engines.base import Cancel, Engine, EngineError, Prepared, Progress
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class CompositeEngine(Engine):
     """Label swap, relight by grade and subject-tracked reframe over the source's own frames."""
 
     name = "composite"
-    version = "1.0"
+    version = ENGINES["composite"].version
     chunk_frames = 8
     ignores = ("prompt", "keyframes", "motion_adherence", "structure_adherence")
     options = ("reframe_subject", "reframe_smooth_seconds")

@@ -35,8 +35,10 @@ UMT5_XXL = dict(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers
 TINY_TRANSFORMER = dict(
     patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
     text_dim=32, freq_dim=256, ffn_dim=32, num_layers=3, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-    rope_max_seq_len=32, vace_layers=[0, 2], vace_in_channels=96,
+    rope_max_seq_len=1024, vace_layers=[0, 2], vace_in_channels=96,
 )
+"""The tiny transformer keeps the real model's positional range (``rope_max_seq_len`` 1024 patches per axis), so a
+tiny model saved for ``--model-dir`` takes any clip the real one takes (640x480 at the default working size)."""
 TINY_VAE = dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
 TINY_UMT5 = dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
                  relative_attention_max_distance=16, feed_forward_proj="gated-gelu", dense_act_fn="gelu_new",
@@ -116,6 +118,8 @@ def build_components(size: str = "tiny", *, seed: int = 0, device=None, dtype=No
     if dtype is not None:
         _cast(transformer, dtype)
         _cast(text_encoder, dtype)
+    for model in (vae, text_encoder, transformer):  # inference: no dropout (UMT5 has it), as from_pretrained gives
+        model.eval()
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
                                         num_train_timesteps=1000, flow_shift=FLOW_SHIFT_480P)
     return {"transformer": transformer, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,

@@ -23,9 +23,17 @@ import numpy as np
 from ray32.errors import Ray32Error
 
 CONTROL_KINDS = ("edges", "gray", "layout", "flow")
-"""Control videos ``prepare`` can make. edges: Canny lines (layout and contours, the strongest structure hold);
-gray: luminance (shading, timing and motion, any colour); layout: blurred coarse luminance (composition only);
-flow: dense optical flow drawn as colour (motion only, no appearance)."""
+"""Control videos ``prepare`` can make, drawn the way VACE's annotators (ali-vilab/VACE, ``vace/annotators``) draw
+what the model was trained on, with estimators that need no weights:
+
+- edges: Canny lines, white on black (the canny/scribble convention: lines bright, background black);
+- gray: luminance as three equal channels (VACE's ``GrayAnnotator``);
+- layout: black contours, 3 px at 480p, of the regions of coarse luminance on a white canvas (VACE's
+  ``LayoutMaskAnnotator`` draws the contours of object masks this way; the regions here come from blurred,
+  quantised luminance instead of a segmentation model);
+- flow: dense optical flow (Farneback instead of RAFT) drawn as VACE's ``FlowVisAnnotator`` draws RAFT's: the
+  Middlebury colour wheel of ``flow_viz.flow_to_image``, each frame normalised by its largest motion, zero motion
+  white; the first frame repeats the second's flow."""
 
 TEMPORAL = 4
 """Wan's VAE packs 4 frames into one latent frame (after the first, which is alone)."""
@@ -64,16 +72,20 @@ def control_video(frames: np.ndarray, kind: str) -> np.ndarray:
     elif kind == "layout":
         k = max(3, (min(h, w) // 12) | 1)
         levels = 6
-        out = np.stack([(np.round(cv2.GaussianBlur(g, (k, k), 0) / 255.0 * (levels - 1)) * (255.0 / (levels - 1))
-                         ).astype(np.uint8) for g in gray])
+        line = np.ones((max(1, round(3 * min(h, w) / 480)),) * 2, np.uint8)
+        out = np.full((len(gray), h, w), 255, np.uint8)
+        for i, g in enumerate(gray):
+            level = np.round(cv2.GaussianBlur(g, (k, k), 0) / 255.0 * (levels - 1)).astype(np.uint8)
+            border = cv2.morphologyEx(level, cv2.MORPH_GRADIENT, np.ones((2, 2), np.uint8)) > 0  # region borders
+            out[i][cv2.dilate(border.astype(np.uint8), line) > 0] = 0
     else:  # flow
         return flow_video(gray)
     return np.repeat(out[..., None], 3, axis=-1)
 
 
 def flow_video(gray: np.ndarray) -> np.ndarray:
-    """Dense optical flow (Farneback) between consecutive frames as the usual colour wheel (hue = direction,
-    brightness = speed, normalised per clip); the first frame repeats the second's flow."""
+    """Dense optical flow (Farneback) between consecutive frames drawn as VACE's flow annotator draws RAFT's
+    (``flow_to_colour``); the first frame repeats the second's flow."""
     import cv2
 
     n, h, w = gray.shape
@@ -81,16 +93,42 @@ def flow_video(gray: np.ndarray) -> np.ndarray:
     if not flows:
         flows = [np.zeros((h, w, 2), np.float32)]
     flows = [flows[0]] + flows
-    mags, angs = zip(*(cv2.cartToPolar(f[..., 0], f[..., 1]) for f in flows))
-    top = max(float(np.percentile(np.stack(mags), 99)), 1e-3)
-    out = np.empty((n, h, w, 3), np.uint8)
-    for i in range(n):
-        hsv = np.empty((h, w, 3), np.uint8)
-        hsv[..., 0] = (angs[i] * (90 / np.pi)).astype(np.uint8)
-        hsv[..., 1] = 255
-        hsv[..., 2] = np.clip(mags[i] / top * 255, 0, 255).astype(np.uint8)
-        out[i] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-    return out
+    return np.stack([flow_to_colour(f) for f in flows])
+
+
+def _colour_wheel() -> np.ndarray:
+    """The Middlebury flow colour wheel (Baker et al. 2007): 55 hues in six ramps, RGB 0..255, (55, 3)."""
+    ramps = [(15, (255, None, 0), 1), (6, (None, 255, 0), 0), (4, (0, 255, None), 2), (11, (0, None, 255), 1),
+             (13, (None, 0, 255), 0), (6, (255, 0, None), 2)]
+    rows = []
+    for i, (n, base, channel) in enumerate(ramps):
+        ramp = np.floor(255 * np.arange(n) / n)
+        block = np.zeros((n, 3))
+        for c in range(3):
+            if base[c] is not None:
+                block[:, c] = base[c]
+        block[:, channel] = ramp if i % 2 == 0 else 255 - ramp
+        rows.append(block)
+    return np.concatenate(rows)
+
+
+def flow_to_colour(flow: np.ndarray) -> np.ndarray:
+    """One flow field (h, w, 2) -> (h, w, 3) uint8 RGB as RAFT's ``flow_viz.flow_to_image``: normalised by its
+    largest motion, hue = direction on the Middlebury wheel, saturation = speed (zero motion is white)."""
+    u, v = flow[..., 0].astype(np.float64), flow[..., 1].astype(np.float64)
+    top = float(np.sqrt(u ** 2 + v ** 2).max()) + 1e-5
+    u, v = u / top, v / top
+    wheel = _colour_wheel()
+    ncols = len(wheel)
+    rad = np.sqrt(u ** 2 + v ** 2)
+    fk = (np.arctan2(-v, -u) / np.pi + 1) / 2 * (ncols - 1)
+    k0 = np.floor(fk).astype(np.int32)
+    k1 = np.where(k0 + 1 == ncols, 0, k0 + 1)
+    f = (fk - k0)[..., None]
+    col = ((1 - f) * wheel[k0] + f * wheel[k1]) / 255.0
+    inside = (rad <= 1)[..., None]
+    col = np.where(inside, 1 - rad[..., None] * (1 - col), col * 0.75)
+    return np.floor(255 * col).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------------------- the plan
@@ -111,17 +149,21 @@ class Plan:
     structure_adherence: float
     negative_prompt: str
     draft: bool
+    post_pass: bool = True
+    cache_threshold: float = 0.0
 
 
-DRAFT = {"steps": 8, "guidance_steps": 0.5}
-"""The draft preset: fewer steps and classifier-free guidance only on the first half of them (the rest run the
-conditional branch alone, half the transformer work)."""
+DRAFT = {"steps": 8, "guidance_steps": 0.5, "cache_threshold": 0.05}
+"""The draft preset: fewer steps, classifier-free guidance only on the first half of them (the rest run the
+conditional branch alone, half the transformer work) and diffusers' FirstBlockCache hook (a step whose first block
+changes by less than the threshold reuses the other blocks' cached residual)."""
 
 DEFAULT_NEGATIVE = ("bright tones, overexposed, static, blurred details, subtitles, worst quality, low quality, "
                     "JPEG artifacts, deformed, disfigured, messy background")
 
 _OPTIONS = {"control", "conditioning_scale", "strength", "steps", "guidance", "guidance_steps", "lock_blend",
-            "keyframe_fade", "negative_prompt", "preset", "max_side", "window", "overlap"}
+            "keyframe_fade", "negative_prompt", "preset", "max_side", "window", "overlap", "post_pass",
+            "cache_threshold"}
 """``max_side``, ``window`` and ``overlap`` shape the per-shot work: the engine reads them in ``prepare_settings``."""
 
 
@@ -186,7 +228,11 @@ def resolve_plan(request) -> Plan:
         structure_adherence=structure,
         negative_prompt=str(opts.get("negative_prompt", DEFAULT_NEGATIVE)),
         draft=draft,
+        post_pass=bool(opts.get("post_pass", True)),
+        cache_threshold=number("cache_threshold", DRAFT["cache_threshold"] if draft else 0.0, 0.0, 1.0),
     )
+    if not isinstance(opts.get("post_pass", True), bool):
+        problems.append(f"engine_options['post_pass'] must be true or false, got {opts['post_pass']!r}")
     if problems:
         raise ControlError("; ".join(problems))
     return plan

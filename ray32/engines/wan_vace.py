@@ -15,31 +15,40 @@ structure adherence s      control video made in ``prepare`` (edges when s >= 0.
 motion adherence m         flow (m >= 0.5) or grayscale control when m > s; the denoising starts from the source's
                            latents noised to ``strength = 1 - 0.6 m`` of the schedule (1 = pure noise; with no
                            explicit m, the mode preset's strength)
-keyframes                  the guide is VAE-encoded and placed at the latent frame of its exact index, kept by the
-                           mask (mask 0 = keep) and blended back into the latents every step; the decoded frame is
-                           then replaced by the guide (exact), neighbours cross-faded over ``keyframe_fade`` frames.
+keyframes                  the guide is placed at its exact frame in VACE's context (mask 0 = keep; the context
+                           encoded from masked pixels as diffusers does) and its latent frame blended toward the
+                           guide's latents every step; the decoded frame is then replaced by the guide (exact),
+                           neighbours cross-faded over ``keyframe_fade`` frames (``post_pass``).
                            A keyframe prompt becomes the prompt of the windows whose middle lies at or after it
-locks (face/product/       kept mask regions (polygons per frame from the tracks or the lock's polygon), the
-label/region)              source's latents blended into them during denoising, and a final composite of the source
-                           pixels (locked pixels equal the source)
+locks (face/product/       kept mask regions (polygons per frame from the tracks or the lock's polygon): VACE's
+label/region)              inactive/reactive context encoded from the masked source and control pixels (diffusers'
+                           ``prepare_video_latents``), the source's latents blended into them during denoising, and a
+                           final composite of the source pixels (locked pixels equal the source)
 lock reference images      VACE reference images (prepended latent frames, as diffusers' pipeline does)
 mode adhere/flex/reimagine presets for the two adherences and the strength (``ray32.request.PRESETS``); explicit
                            values win
 grade                      the composite engine's relight by grade (``ray32.grade``), after generation
-draft preset               ``engine_options['preset'] = 'draft'``: 8 steps, guidance on the first half of them
-reframe (outpaint)         the source sits in a canvas of the target aspect; the padding is mask 1 with no control,
-                           so the model invents it; output at the canvas size
+draft preset               ``engine_options['preset'] = 'draft'``: 8 steps, guidance on the first half of them,
+                           diffusers' FirstBlockCache inside ``transformer.cache_context``
+reframe (outpaint)         the source sits in a canvas of the target aspect; the padding is mask 1 with no control
+                           and starts from the empty clip's latents noised to the first sigma, so the model invents
+                           it; output at the canvas size
 label swap                 the label lock post-pass (``ray32.label_lock``) over the generated frames
 clips over one window      overlapping windows (81 frames, 17 shared); each window keeps the previous window's last
-                           frames by the mask, is colour-matched to it and cross-faded over the shared frames
+                           frames in its context and latents, is colour-matched to it and cross-faded over the shared
+                           frames; one window's CPU post-pass runs while the next one denoises
 =========================  =========================================================================================
 
-Weights come from ``model_dir`` (a diffusers folder) or the Hugging Face cache (``local_files_only``): nothing is
-downloaded. bf16 on CUDA (the VAE stays float32), float32 on CPU.
+With neutral settings (nothing kept, strength 1) the loop equals diffusers' ``WanVACEPipeline.__call__``
+(``tests/test_engine_wan_equivalence.py``). Before any encode, ``check_fits`` holds the request against the model's
+limits (positional range, patch and VAE multiples, 4k+1 frames). Weights come from ``model_dir`` (a diffusers
+folder) or the Hugging Face cache (``local_files_only``): nothing is downloaded. bf16 on CUDA (the VAE stays
+float32) with cuDNN attention and fused QKV projections, float32 on CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -51,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from ray32.engines import ENGINES
 from ray32.engines.base import Cancel, Engine, EngineError, Prepared, Progress, prepare_tracks
 from ray32.engines.wan_controls import (CONTROL_KINDS, ControlError, Plan, WindowJoiner, box_polygon, control_video,
                                         grow_quad, outpaint_canvas, plan_windows, polygon_mask, resolve_plan,
@@ -103,16 +113,66 @@ def find_model(model_dir: str | os.PathLike | None = None) -> Path:
             f"({constants.HF_HUB_CACHE}); {GET_WEIGHTS}") from ex
 
 
+WEIGHTED_COMPONENTS = ("transformer", "vae", "text_encoder")
+"""Components whose folder must hold weights (``*.safetensors`` or ``*.bin``) besides their ``config.json``."""
+
+
+def check_model(model_dir: str | os.PathLike | None = None) -> Path:
+    """``find_model``, then check that every component ``model_index.json`` names is there, without loading any.
+
+    Returns:
+        The folder.
+
+    Raises:
+        ModelNotFoundError: what was looked for and where (the folder, each missing file), and how to get it.
+    """
+    import json
+
+    folder = find_model(model_dir)
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError) as ex:
+        raise ModelNotFoundError(f"the model in {folder} has an unreadable model_index.json ({ex}); {GET_WEIGHTS}")
+    missing = []
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+            continue
+        sub = folder / name
+        if not sub.is_dir():
+            missing.append(f"{name}/")
+            continue
+        if name in WEIGHTED_COMPONENTS:
+            if not (sub / "config.json").is_file():
+                missing.append(f"{name}/config.json")
+            if not any(sub.glob("*.safetensors")) and not any(sub.glob("*.bin")):
+                missing.append(f"{name}/*.safetensors")
+    for name in WEIGHTED_COMPONENTS:
+        if name not in index:
+            missing.append(f"{name} (in model_index.json)")
+    if missing:
+        raise ModelNotFoundError(f"the Wan2.1-VACE model in {folder} is incomplete: missing {', '.join(missing)}; "
+                                 f"{GET_WEIGHTS}")
+    return folder
+
+
+CUDA_ATTENTION = "_native_cudnn"
+"""The attention backend used on CUDA unless told otherwise: PyTorch's cuDNN SDPA kernel through diffusers' dispatcher
+(fast on Hopper, in the PyTorch wheel itself: nothing to download)."""
+
+
 def load_pipeline(model_dir: str | os.PathLike | None = None, *, device: str | None = None, dtype=None,
-                  attention_backend: str | None = None, compile_blocks: bool = False):
+                  attention_backend: str | None = "auto", compile_blocks: bool = False, fuse_qkv: bool | None = None):
     """Load ``diffusers.WanVACEPipeline`` from a local folder (never the network).
 
     Args:
         model_dir: see ``find_model``.
         device: ``"cuda"``, ``"cpu"``; None picks CUDA when present.
         dtype: transformer and text-encoder dtype; None: bfloat16 on CUDA, float32 on CPU. The VAE is float32.
-        attention_backend: a diffusers attention backend name (``"_native_cudnn"``, ``"flash"``, ``"sage"``...).
-        compile_blocks: ``torch.compile`` the transformer's repeated blocks.
+        attention_backend: a diffusers attention backend name (``"_native_cudnn"``, ``"flash"``, ``"sage"``...);
+            ``"auto"``: ``CUDA_ATTENTION`` on CUDA, PyTorch's default elsewhere; None: PyTorch's default.
+        compile_blocks: ``torch.compile`` the transformer's repeated blocks (regional compile).
+        fuse_qkv: fuse each self-attention's q, k, v projections (and cross-attention's k, v) into one matmul;
+            None: on CUDA.
 
     Returns:
         The pipeline on ``device``.
@@ -130,13 +190,25 @@ def load_pipeline(model_dir: str | os.PathLike | None = None, *, device: str | N
     pipe = WanVACEPipeline.from_pretrained(folder, vae=vae, dtype=dtype, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
-    configure_transformer(pipe.transformer, attention_backend=attention_backend, compile_blocks=compile_blocks)
+    configure_transformer(pipe.transformer, attention_backend=attention_backend, compile_blocks=compile_blocks,
+                          fuse_qkv=fuse_qkv)
     pipe._ray32_model_dir = folder  # noqa: SLF001 (the engine keys its prepare cache on these weights)
     return pipe
 
 
-def configure_transformer(transformer, *, attention_backend: str | None = None, compile_blocks: bool = False):
-    """Set the attention backend and compile the repeated blocks (both optional)."""
+def configure_transformer(transformer, *, attention_backend: str | None = None, compile_blocks: bool = False,
+                          fuse_qkv: bool | None = None):
+    """Speed options of the transformer (see ``load_pipeline``): the attention backend (``"auto"``: cuDNN on CUDA),
+    fused QKV projections (None: on CUDA) and the regional compile of the repeated blocks."""
+    cuda = next(transformer.parameters()).device.type == "cuda"
+    if attention_backend == "auto":
+        attention_backend = CUDA_ATTENTION if cuda else None
+    if fuse_qkv is None:
+        fuse_qkv = cuda
+    if fuse_qkv:
+        for module in transformer.modules():
+            if hasattr(module, "fuse_projections") and hasattr(module, "to_q"):
+                module.fuse_projections()
     if attention_backend:
         try:
             transformer.set_attention_backend(attention_backend)
@@ -186,19 +258,20 @@ class WanVaceEngine(Engine):
     Args:
         model_dir: diffusers folder of the weights (None: the Hugging Face cache).
         pipeline: an already built ``WanVACEPipeline`` (tests, benchmarks); ``model_dir`` is then not read.
-        device, dtype, attention_backend, compile_blocks: see ``load_pipeline``.
+        device, dtype, attention_backend, compile_blocks, fuse_qkv: see ``load_pipeline`` (defaults: cuDNN attention
+            and fused QKV on CUDA).
         max_side: longest side of the working frames (832 = Wan's 480p).
         window, overlap: frames per model window (1 + 4k) and frames shared by consecutive windows.
     """
 
     name = "wan-vace"
     options = tuple(sorted(ENGINE_OPTIONS))
-    version = "1"
-    prepare_version = "1"
+    version = ENGINES["wan-vace"].version
+    prepare_version = "2"   # control videos drawn as VACE's annotators draw them
 
     def __init__(self, model_dir: str | os.PathLike | None = None, *, pipeline=None, device: str | None = None,
-                 dtype=None, attention_backend: str | None = None, compile_blocks: bool = False,
-                 max_side: int = 832, window: int = 81, overlap: int = 17):
+                 dtype=None, attention_backend: str | None = "auto", compile_blocks: bool = False,
+                 fuse_qkv: bool | None = None, max_side: int = 832, window: int = 81, overlap: int = 17):
         plan_windows(window + 1, window, overlap)  # validates window and overlap early
         self.model_dir = model_dir
         self._pipe = pipeline
@@ -206,14 +279,16 @@ class WanVaceEngine(Engine):
         self.dtype = dtype
         self.attention_backend = attention_backend
         self.compile_blocks = compile_blocks
+        self.fuse_qkv = fuse_qkv
         self.max_side = max_side
         self.window = window
         self.overlap = overlap
         self._prompts: OrderedDict[str, Any] = OrderedDict()
         self._tag: str | None = None
+        self._limits: dict | None = None
         if pipeline is not None:
             configure_transformer(pipeline.transformer, attention_backend=attention_backend,
-                                  compile_blocks=compile_blocks)
+                                  compile_blocks=compile_blocks, fuse_qkv=fuse_qkv)
 
     # ------------------------------------------------------------------------------------------ model access
 
@@ -222,7 +297,8 @@ class WanVaceEngine(Engine):
         """The ``WanVACEPipeline`` (loaded on first use)."""
         if self._pipe is None:
             self._pipe = load_pipeline(self.model_dir, device=self.device, dtype=self.dtype,
-                                       attention_backend=self.attention_backend, compile_blocks=self.compile_blocks)
+                                       attention_backend=self.attention_backend, compile_blocks=self.compile_blocks,
+                                       fuse_qkv=self.fuse_qkv)
         return self._pipe
 
     def model_tag(self) -> str:
@@ -241,7 +317,61 @@ class WanVaceEngine(Engine):
 
     @property
     def _spatial(self) -> int:
-        return self.pipe.vae_scale_factor_spatial * self.pipe.transformer.config.patch_size[1]
+        lim = self.model_limits()
+        return lim["vae_spatial"] * lim["patch"]
+
+    def model_limits(self) -> dict:
+        """What the model can take, from its configs (no weights are loaded for this): ``patch`` (pixels of latent
+        per token side), ``vae_spatial`` and ``vae_temporal`` (the VAE's factors), ``positions`` (the rotary
+        embedding's range: tokens per axis, ``rope_max_seq_len``)."""
+        if self._limits is None:
+            if self._pipe is not None:
+                t_cfg, v_cfg = dict(self._pipe.transformer.config), dict(self._pipe.vae.config)
+            else:
+                import json
+
+                folder = find_model(self.model_dir)
+                try:
+                    t_cfg = json.loads((folder / "transformer" / "config.json").read_text())
+                    v_cfg = json.loads((folder / "vae" / "config.json").read_text())
+                except (OSError, ValueError) as ex:
+                    raise ModelNotFoundError(f"the model in {folder} is incomplete: {ex}; {GET_WEIGHTS}") from ex
+            down = v_cfg.get("temperal_downsample", [False, True, True])
+            self._limits = {"patch": int(t_cfg.get("patch_size", (1, 2, 2))[1]),
+                            "patch_t": int(t_cfg.get("patch_size", (1, 2, 2))[0]),
+                            "vae_spatial": 2 ** len(down), "vae_temporal": 2 ** sum(bool(d) for d in down),
+                            "positions": int(t_cfg.get("rope_max_seq_len", 1024))}
+        return self._limits
+
+    def check_fits(self, canvas: Canvas, window: int, references: int = 0) -> None:
+        """Check a working size and window against ``model_limits`` before any encode.
+
+        Raises:
+            ControlError: what does not fit and what to change (``max_side``, a smaller window).
+        """
+        lim = self.model_limits()
+        geo = canvas.geometry
+        cell = lim["vae_spatial"] * lim["patch"]
+        problems = []
+        if geo.width % cell or geo.height % cell:
+            problems.append(f"the working size {geo.width}x{geo.height} is not a multiple of {cell} pixels (VAE x "
+                            "patch)")
+        tokens = (geo.width // cell, geo.height // cell)
+        if max(tokens) > lim["positions"]:
+            longest = max(canvas.out_width, canvas.out_height)
+            fit = lim["positions"] * cell
+            problems.append(f"the working size {geo.width}x{geo.height} is {tokens[0]}x{tokens[1]} tokens, beyond "
+                            f"this model's positional range of {lim['positions']} per side (rope_max_seq_len): set "
+                            f"engine_options['max_side'] to {min(fit, longest)} or less")
+        if (window - 1) % lim["vae_temporal"]:
+            problems.append(f"window {window} is not 1 + {lim['vae_temporal']}k frames")
+        latent_frames = (window - 1) // lim["vae_temporal"] + 1 + references
+        if latent_frames > lim["positions"]:
+            most = (lim["positions"] - 1 - references) * lim["vae_temporal"] + 1
+            problems.append(f"a window of {window} frames is {latent_frames} latent frames, beyond this model's "
+                            f"positional range of {lim['positions']}: set engine_options['window'] to {most} or less")
+        if problems:
+            raise ControlError("this model cannot take the request: " + "; ".join(problems))
 
     # ----------------------------------------------------------------------------------------------- prepare
 
@@ -260,6 +390,10 @@ class WanVaceEngine(Engine):
         settings["wan"] = {"max_side": max_side, "window": window, "overlap": overlap, "model": self.model_tag()}
         canvas = request.reframe.aspect if request.reframe is not None and request.reframe.method == "outpaint" \
             else None
+        # The model's limits, before any encode: the working size and window this request asks for.
+        refs = sum(lock.reference is not None for lock in request.locks)
+        for aspect in {None, canvas}:
+            self.check_fits(self.canvas(shot, aspect, max_side), min(window, valid_length(shot.frame_count)), refs)
         settings["wan_eager"] = {"controls": [plan.control], "canvases": [canvas]}
         return settings
 
@@ -329,6 +463,19 @@ class WanVaceEngine(Engine):
                 out.append(frame)
         return np.stack(out)
 
+    def _control_frames(self, shot: Shot, start: int, stop: int, canvas: Canvas, kind: str) -> np.ndarray:
+        """The control video of frames ``start..stop`` at working size; mid-grey (no signal) outside the source
+        when outpainting."""
+        if kind not in CONTROL_KINDS:
+            raise ControlError(f"unknown control kind {kind!r}")
+        ctrl = control_video(self._source_frames(shot, start, stop, canvas), kind)
+        if canvas.aspect is not None:
+            x0, y0, x1, y1 = self._source_rect(canvas)
+            grey = np.full_like(ctrl, 127)
+            grey[:, y0:y1, x0:x1] = ctrl[:, y0:y1, x0:x1]
+            ctrl = grey
+        return ctrl
+
     def _source_rect(self, canvas: Canvas) -> tuple[int, int, int, int]:
         """The source's rectangle (x0, y0, x1, y1) inside the working canvas."""
         geo = canvas.geometry
@@ -351,19 +498,10 @@ class WanVaceEngine(Engine):
         geo = canvas.geometry
         if kind == "empty":
             pixels = np.full((n, geo.height, geo.width, 3), 127.5, np.float32)
+        elif kind == "source":
+            pixels = _pad_frames(self._source_frames(prepared.shot, start, stop, canvas), n)
         else:
-            frames = self._source_frames(prepared.shot, start, stop, canvas)
-            if kind != "source":
-                if kind not in CONTROL_KINDS:
-                    raise ControlError(f"unknown control kind {kind!r}")
-                ctrl = control_video(frames, kind)
-                if canvas.aspect is not None:  # no control signal outside the source
-                    x0, y0, x1, y1 = self._source_rect(canvas)
-                    grey = np.full_like(ctrl, 127)
-                    grey[:, y0:y1, x0:x1] = ctrl[:, y0:y1, x0:x1]
-                    ctrl = grey
-                frames = ctrl
-            pixels = _pad_frames(frames, n)
+            pixels = _pad_frames(self._control_frames(prepared.shot, start, stop, canvas, kind), n)
         lat = self.encode(pixels)
         prepared.extras[name] = lat
         if path is not None and prepared.cache_dir.exists():
@@ -378,10 +516,15 @@ class WanVaceEngine(Engine):
         """Frames (n, h, w, 3) 0..255 -> normalised VAE latents (16, 1 + (n-1)//4, h/8, w/8) float32."""
         import torch
 
-        pipe = self.pipe
-        vae = pipe.vae
         x = torch.from_numpy(np.ascontiguousarray(frames, np.float32)).to(self._device)
-        x = (x / 127.5 - 1.0).permute(3, 0, 1, 2)[None].to(vae.dtype)
+        return self._encode_normalised((x / 127.5 - 1.0).permute(3, 0, 1, 2)[None])
+
+    def _encode_normalised(self, x) -> np.ndarray:
+        """A (1, 3, n, h, w) tensor in -1..1 -> normalised VAE latents (16, t, h/8, w/8) float32."""
+        import torch
+
+        vae = self.pipe.vae
+        x = x.to(self._device, vae.dtype)
         with torch.no_grad():
             lat = vae.encode(x).latent_dist.mode()
         mean, inv_std = self._latent_stats(lat)
@@ -519,34 +662,53 @@ class WanVaceEngine(Engine):
         ref_latents = [self._encode_reference(img, canvas) for img in references]
 
         joiner = WindowJoiner(shot.frame_count)
-        post = _PostPass(self, prepared, canvas, guides, lock_polys, plan)
+        post = _PostPass(self, prepared, canvas, guides if plan.post_pass else {},
+                         lock_polys if plan.post_pass else [], plan)
         tail: tuple[int, np.ndarray] | None = None  # (start, frames) of the previous window's output
-        for w, (start, stop) in enumerate(windows):
-            prompt = _window_prompt(request.prompt, keyframes, start, stop)
-            cond = self.encode_prompt(prompt)
-            # 3. Conditioning latents for this window (no VAE work for the source: it was done in prepare)
-            inputs = self._window_inputs(prepared, canvas, plan, w, start, stop, keyframes, guides, lock_polys, tail,
-                                         ref_latents)
 
-            def on_step(_i, _n):
-                nonlocal done_steps
-                done_steps += 1
-                if progress:
-                    progress(done_steps, total_steps)
+        def on_step(_i, _n):
+            nonlocal done_steps
+            done_steps += 1
+            if progress:
+                progress(done_steps, total_steps)
 
-            # 4-5. Latents and the denoising loop
-            lat = self._denoise(inputs, plan, cond, negative, seed=generator_seed + 7919 * w, on_step=on_step,
-                                cancel=cancel)
-            if lat is None:
-                return
-            # 6. Decode; drop the padding frames; join with the previous window
-            frames = self.decode(lat)[: stop - start]
-            next_start = windows[w + 1][0] if w + 1 < len(windows) else None
-            if next_start is not None:
-                tail = (next_start, frames[next_start - start:].copy())
-            final = joiner.add(start, frames, next_start)
-            if len(final):
-                yield from post.apply(joiner.emitted - len(final), final)
+        # The CPU post-pass of one window runs in a thread while the next window denoises.
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wan-post")
+        pending = None
+        try:
+            with self._draft_cache(plan):
+                for w, (start, stop) in enumerate(windows):
+                    cond = self.encode_prompt(_window_prompt(request.prompt, keyframes, start, stop))
+                    lat = self._window(prepared, plan, canvas, w, start, stop, keyframes, guides, lock_polys, tail,
+                                       ref_latents, cond, negative, generator_seed, on_step, cancel)
+                    if lat is None:  # cancelled: what is finished still comes out
+                        if pending is not None:
+                            yield from pending.result()
+                        return
+                    if pending is not None:
+                        yield from pending.result()
+                        pending = None
+                    # 6. Decode; drop the padding frames; join with the previous window
+                    frames = self.decode(lat)[: stop - start]
+                    next_start = windows[w + 1][0] if w + 1 < len(windows) else None
+                    if next_start is not None:
+                        tail = (next_start, frames[next_start - start:].copy())
+                    final = joiner.add(start, frames, next_start)
+                    if len(final):
+                        pending = pool.submit(lambda f=final, at=joiner.emitted - len(final): list(post.apply(at, f)))
+                if pending is not None:
+                    yield from pending.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _window(self, prepared, plan, canvas, w, start, stop, keyframes, guides, lock_polys, tail, ref_latents,
+                cond, negative, seed, on_step, cancel):
+        """Conditioning and denoising of one window: latents (1, 16, t, h, w), or None when cancelled."""
+        inputs = self._window_inputs(prepared, canvas, plan, w, start, stop, keyframes, guides, lock_polys, tail,
+                                     ref_latents)
+        return self._denoise(inputs, plan, cond, negative, seed=seed + 7919 * w, on_step=on_step, cancel=cancel)
 
     # ---------------------------------------------------------------------------------------------- pieces
 
@@ -611,16 +773,21 @@ class WanVaceEngine(Engine):
         return lat[:, 0], lat[:, 1]
 
     def _encode_reference(self, image: np.ndarray, canvas: Canvas) -> np.ndarray:
-        import cv2
+        """A reference image as diffusers' ``preprocess_conditions`` makes it (its image processor, then a bilinear
+        fit centred on white)."""
+        import torch
+        from PIL import Image
 
         geo = canvas.geometry
-        h, w = image.shape[:2]
-        s = min(geo.width / w, geo.height / h)
-        nw, nh = max(1, int(w * s)), max(1, int(h * s))
-        frame = np.full((geo.height, geo.width, 3), 255, np.uint8)  # the pipeline's white canvas
+        x = self.pipe.video_processor.preprocess(Image.fromarray(image), None, None)   # (1, 3, h, w) in -1..1
+        h, w = x.shape[-2:]
+        s = min(geo.height / h, geo.width / w)
+        nh, nw = max(1, int(h * s)), max(1, int(w * s))
+        x = torch.nn.functional.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False)[0]
+        frame = torch.ones(3, geo.height, geo.width)
         y0, x0 = (geo.height - nh) // 2, (geo.width - nw) // 2
-        frame[y0:y0 + nh, x0:x0 + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-        return self.encode(frame[None].astype(np.float32))[:, 0]
+        frame[:, y0:y0 + nh, x0:x0 + nw] = x
+        return self._encode_normalised(frame[None, :, None])[:, 0]
 
     def _window_inputs(self, prepared, canvas, plan: Plan, w, start, stop, keyframes, guides, lock_polys, tail,
                        ref_latents) -> dict:
@@ -638,17 +805,22 @@ class WanVaceEngine(Engine):
         keep[: stop - start] = self._keep_working(canvas, lock_polys, range(start, stop))
         keep_content = src.copy()                             # latents of what is kept (source by default)
         frame_keep = np.zeros(n, bool)                        # whole frames kept (keyframes, previous tail)
+        frame_pixels: dict[int, np.ndarray] = {}              # their pixels (working size) for VACE's context
         content_override: dict[int, np.ndarray] = {}
         for k in keyframes:
             if k.guide is not None and start <= k.frame < stop:
                 i = k.frame - start
                 frame_keep[i] = True
-                first, group = self._encode_static(_to_working(guides[k.frame], geo))
+                pixels = _to_working(guides[k.frame], geo).astype(np.float32)
+                frame_pixels[i] = pixels
+                first, group = self._encode_static(pixels)
                 content_override[0 if i == 0 else (i + 3) // 4] = first if i == 0 else group
         if tail is not None and tail[0] == start:
             c = len(tail[1])
             c_enc = 1 + 4 * ((c - 1) // 4)   # whole latent frames only; the rest is cross-faded by the joiner
             frame_keep[:c_enc] = True
+            for i in range(c_enc):
+                frame_pixels[i] = tail[1][i]
             tail_lat = self.encode(tail[1][:c_enc])
             for j in range(tail_lat.shape[1]):
                 content_override[j] = tail_lat[:, j]
@@ -662,20 +834,60 @@ class WanVaceEngine(Engine):
             keep_t[j] = 1.0
         keep_lat = np.stack([cv2.resize(m, (lw, lh), interpolation=cv2.INTER_AREA) for m in keep_t])
         keep_lat = keep_lat[None].astype(np.float32)                       # (1, t, lh, lw)
-        gen_lat = 1.0 - keep_lat
-        # VACE conditioning: inactive = what to keep, reactive = the control where generating.
-        inactive = keep_lat * keep_content + gen_lat * empty
-        reactive = gen_lat * ctrl + keep_lat * empty
+        if keep.any():
+            inactive, reactive = self._masked_context(prepared, canvas, plan, start, stop, keep, frame_pixels)
+        else:  # nothing kept: VACE's context is the empty clip and the control video, both made in prepare
+            inactive, reactive = empty, ctrl
         mask = vace_mask(1.0 - keep_t, self.pipe.vae_scale_factor_spatial)   # (64, t, lh, lw)
         inside = None
-        if canvas.aspect is not None:  # start the padding from pure noise, the source area from the source
+        if canvas.aspect is not None:  # the padding starts from the empty clip, the source area from the source
             x0, y0, x1, y1 = self._source_rect(canvas)
             box = np.zeros((geo.height, geo.width), np.float32)
             box[y0:y1, x0:x1] = 1
             inside = cv2.resize(box, (lw, lh), interpolation=cv2.INTER_AREA)[None, None]
         return {"control": np.concatenate([inactive, reactive, mask], 0)[None], "source": src[None],
-                "keep": keep_lat[None], "keep_content": keep_content[None], "inside": inside,
+                "empty": empty[None], "keep": keep_lat[None], "keep_content": keep_content[None], "inside": inside,
                 "references": ref_latents, "frames": n}
+
+    def _masked_context(self, prepared, canvas, plan: Plan, start: int, stop: int, keep: np.ndarray,
+                        frame_pixels: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """VACE's inactive and reactive latents as diffusers' ``prepare_video_latents`` makes them: the pixel
+        video (the source, with kept whole frames replaced by their guide or the previous window's tail) masked by
+        the binary keep mask, grey elsewhere, and the control video masked by its complement, each VAE-encoded."""
+        n = len(keep)
+        src = _pad_frames(self._source_frames(prepared.shot, start, stop, canvas), n)
+        for i, frame in frame_pixels.items():
+            src[i] = frame
+        ctrl = _pad_frames(self._control_frames(prepared.shot, start, stop, canvas, plan.control), n)
+        kept = (keep > 0.5)[..., None]
+        grey = np.float32(127.5)                       # 0 in -1..1: what diffusers' video * (1 - mask) leaves
+        return self.encode(np.where(kept, src, grey)), self.encode(np.where(kept, grey, ctrl))
+
+    def _cache_context(self, name: str):
+        """``transformer.cache_context(name)`` while a cache hook is on (the draft preset), else nothing."""
+        import contextlib
+
+        transformer = self.pipe.transformer
+        if getattr(transformer, "is_cache_enabled", False):
+            return transformer.cache_context(name)
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _draft_cache(self, plan: Plan):
+        """The draft preset's diffusers cache hook (FirstBlockCache: when the first block's residual barely changes
+        from the previous step, the other blocks' cached residual is reused) on for one render, then off again."""
+        transformer = self.pipe.transformer
+        on = plan.draft and plan.cache_threshold > 0 and hasattr(transformer, "enable_cache") \
+            and not transformer.is_cache_enabled
+        if on:
+            from diffusers import FirstBlockCacheConfig
+
+            transformer.enable_cache(FirstBlockCacheConfig(threshold=plan.cache_threshold))
+        try:
+            yield
+        finally:
+            if on:
+                transformer.disable_cache()
 
     def _denoise(self, inputs: dict, plan: Plan, cond, negative, *, seed: int, on_step, cancel):
         """The denoising loop of one window; returns latents (1, 16, t, h, w) or None when cancelled."""
@@ -710,33 +922,38 @@ class WanVaceEngine(Engine):
         sigma0 = float(sigmas[t_start])
         lat = noise.clone()
         body = lat[:, :, r:]
-        start_from = (1 - sigma0) * source + sigma0 * noise[:, :, r:]
-        if inputs["inside"] is not None:
+        start_from = source
+        if inputs["inside"] is not None:  # outpainting: the padding is the empty clip, noised like the rest
             inside = torch.from_numpy(inputs["inside"]).to(device)
-            start_from = inside * start_from + (1 - inside) * noise[:, :, r:]
+            start_from = inside * source + (1 - inside) * torch.from_numpy(inputs["empty"]).to(device)
+        start_from = (1 - sigma0) * start_from + sigma0 * noise[:, :, r:]
         body.copy_(start_from)
         scale = torch.full((len(pipe.transformer.config.vace_layers),), plan.conditioning_scale, device=device,
                            dtype=tdtype)
         n_steps = len(timesteps)
         cfg_steps = int(np.ceil(n_steps * plan.guidance_steps)) if plan.guidance > 1 else 0
-        blend_steps = int(np.ceil(n_steps * plan.lock_blend))
+        blend_steps = int(np.ceil(n_steps * plan.lock_blend)) if bool(keep.any()) else 0  # nothing kept: no blend
         if cfg_steps:  # conditional and unconditional branches as one batch of two
             text2, control2 = torch.cat([cond, negative]), torch.cat([control, control])
+        if getattr(pipe.transformer, "is_cache_enabled", False):
+            pipe.transformer._reset_stateful_cache()  # noqa: SLF001 (each window starts its own cache)
         for i, t in enumerate(timesteps):
             if cancel is not None and cancel():
                 return None
             x = lat.to(tdtype)
             with torch.no_grad():
                 if i < cfg_steps:
-                    pred = pipe.transformer(hidden_states=torch.cat([x, x]), timestep=t.expand(2),
-                                            encoder_hidden_states=text2, control_hidden_states=control2,
-                                            control_hidden_states_scale=scale, return_dict=False)[0]
+                    with self._cache_context("cfg"):
+                        pred = pipe.transformer(hidden_states=torch.cat([x, x]), timestep=t.expand(2),
+                                                encoder_hidden_states=text2, control_hidden_states=control2,
+                                                control_hidden_states_scale=scale, return_dict=False)[0]
                     pc, pu = pred.float().chunk(2)
                     pred = pu + plan.guidance * (pc - pu)
                 else:
-                    pred = pipe.transformer(hidden_states=x, timestep=t.expand(1), encoder_hidden_states=cond,
-                                            control_hidden_states=control, control_hidden_states_scale=scale,
-                                            return_dict=False)[0].float()
+                    with self._cache_context("cond"):
+                        pred = pipe.transformer(hidden_states=x, timestep=t.expand(1), encoder_hidden_states=cond,
+                                                control_hidden_states=control, control_hidden_states_scale=scale,
+                                                return_dict=False)[0].float()
             lat = scheduler.step(pred, t, lat, return_dict=False)[0]
             if i < blend_steps:  # kept regions follow the kept content along the noise schedule
                 s_next = float(sigmas[t_start + i + 1])
