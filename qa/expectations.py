@@ -110,15 +110,19 @@ def validate(table: pd.DataFrame, variant_bounds_: dict[str, dict[str, tuple]]) 
     return failed
 
 
+def _num(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
 def limit_text(lo, hi) -> str:
     """A bound in words: "limit 3", "needs at least 0.8", "must be 0"."""
     if lo is not None and hi is not None and lo == hi:
-        return f"must be {lo:g}"
+        return f"must be {_num(lo)}"
     if hi is not None and lo is not None:
-        return f"between {lo:g} and {hi:g}"
+        return f"between {_num(lo)} and {_num(hi)}"
     if hi is not None:
-        return f"limit {hi:.3g}"
-    return f"needs at least {lo:.3g}"
+        return f"limit {_num(hi)}"
+    return f"needs at least {_num(lo)}"
 
 
 def worst_frame(frames: pd.DataFrame, m: Metric) -> int | None:
