@@ -160,6 +160,25 @@ class Reference:
             self.grader.close()
 
 
+def fill_track(track: dict[int, np.ndarray] | None, count: int) -> dict[int, np.ndarray] | None:
+    """The label's place on every frame: NaN quads (weak or occluded) filled by linear interpolation between the
+    nearest good ones (held at the ends). Used for the reference and the mask, never to judge the label."""
+    if track is None:
+        return None
+    idx = np.arange(count)
+    arr = np.full((count, 4, 2), np.nan)
+    for i, q in track.items():
+        if 0 <= i < count and q is not None:
+            arr[i] = q
+    good = np.all(np.isfinite(arr), axis=(1, 2))
+    if not good.any():
+        return None
+    flat = arr.reshape(count, 8)
+    for c in range(8):
+        flat[:, c] = np.interp(idx, idx[good], flat[good, c])
+    return {i: flat[i].reshape(4, 2) for i in range(count)}
+
+
 def _keep_mask(size: tuple[int, int], quad: np.ndarray | None, scale: float) -> np.ndarray:
     import cv2
 
@@ -213,6 +232,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 output_count=output_count, label_track=label_track, label_score=label_score, artwork=artwork,
                 identity_reference=identity_reference, guides=guides, reference_kind=reference.kind,
                 grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference)
+    place = fill_track(label_track, source_count) if facts.label is not None else None
     show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
     clip.sample_index = tuple(sample_indices(source_count, samples))
     extra = set()
@@ -246,7 +266,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                                  for _, s, o in raw])
             src = np.stack([resize(s, size) for s in src_full])
             out = np.stack([resize(o, size) for o in out_full])
-            quads = [None if label_track is None or facts.label is None else label_track.get(int(i)) for i in idx]
+            quads = [None if place is None else place.get(int(i)) for i in idx]
             if reference.intended:
                 ref = np.stack([reference(int(i), s, None if q is None else q * scale)
                                 for i, s, q in zip(idx, src, quads)])
