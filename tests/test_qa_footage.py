@@ -125,6 +125,7 @@ def test_real_clip_campaign_with_every_lighting_preset(prefect_api, tmp_path):
                   'de: {artwork: labels/cup-de.png, text: "AQUA\\n0,5 l"}')
     y = y.replace('fr: {artwork: labels/aqua500-fr.png, text: "AQUA FRAÎCHE\\n500 ml"}',
                   'fr: {artwork: labels/cup-fr.png, text: "AQUA\\n0,5 l"}')
+    y = y.replace('{time: "2.5", exposure: -0.3}', '{time: "0.5", exposure: -0.3}')   # inside the 0.9 s trim
     (camp / "campaign.yaml").write_text(y, encoding="utf-8")
     (camp / "matrix" / "csv" / "rules.csv").unlink()
     keep_rows(camp / "matrix" / "csv" / "markets.csv", ["de", "fr"])
