@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -54,6 +55,7 @@ class VariantQA:
         keyframes: the keyframe frame indices.
         notes: things the checks could not do or did not judge, in words.
         judged_against: what the output was compared with, per check ("label" -> "...").
+        timings: seconds spent per check (and "decode+reference" for decoding and making the reference).
     """
 
     variant: str
@@ -66,6 +68,7 @@ class VariantQA:
     keyframes: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     judged_against: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def sample_indices(frame_count: int, count: int = SAMPLES, extra: Iterable[int] = ()) -> list[int]:
@@ -249,6 +252,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     prev = None
     done = 0
     size = scale = None
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
     try:
         for raw in _batches(_frames_of(source), _frames_of(output), chunk_frames):
             first = raw[0][0]
@@ -289,6 +294,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 batch.out_flows = dis_flows(out_seq)
                 batch.out_steps = steps(out_seq, keep_seq)
                 batch.ref_steps = batch.src_steps if batch.ref_is_src else steps(ref_seq, keep_seq)
+            now = time.perf_counter()
+            timings["decode+reference"] = timings.get("decode+reference", 0.0) + now - clock
             for c in streamed:
                 if "pairs" in c.needs and (batch.src_flows is None or len(batch.src_flows) == 0):
                     continue
@@ -297,6 +304,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 if t is not None and not t.empty:
                     tables[c.name].append(t)
                     _keep_worst(worst, c, t, batch, quads, reference)
+                clock, now = time.perf_counter(), clock
+                timings[c.name] = timings.get(c.name, 0.0) + clock - now
             prev = (src[-1], out[-1], ref[-1], keep[-1])
             done += len(raw)
             if progress:
@@ -309,7 +318,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     judged_against = {}
     for c in checks:
         t = pd.concat(tables[c.name]) if tables[c.name] else pd.DataFrame()
+        t0 = time.perf_counter()
         res = c.finish(t, clip)
+        timings[c.name] = timings.get(c.name, 0.0) + time.perf_counter() - t0
         summary.update(res.summary)
         if not res.frames.empty:
             per_frame.append(res.frames)
@@ -328,7 +339,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     judged_against["reference"] = reference.kind
     return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=frames, fps=Fraction(fps),
                      frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=clip.notes,
-                     judged_against=judged_against)
+                     judged_against=judged_against, timings={k: round(v, 3) for k, v in timings.items()})
 
 
 def _keep_worst(worst: dict, check, table: pd.DataFrame, batch: Batch, quads: list, reference) -> None:

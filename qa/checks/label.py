@@ -16,7 +16,9 @@ market artwork swapped in and the variant's grade applied, rectified the same wa
 
 OCR (rapidocr) then reads the output's label on the sampled frames and on the worst frame of every run of
 frames where the local difference rises, and reads the reference through the same rectification on the same frame.
-The two texts are compared exactly (letters and digits, case-folded): OCR's own confusions (0/O, l/1) happen
+(The artwork is read once per frame until the output reads like one of its readings; a frame whose reading
+matches an earlier reading of the artwork needs no second read.) The two texts are compared exactly (letters
+and digits, case-folded): OCR's own confusions (0/O, l/1) happen
 on both and cancel, while a real "0,5 l" -> "0,51" is a failure. The artwork's own reading is compared with
 the market's expected text leniently (``fold_confusables``): a market given the wrong artwork fails too. Frames where the track is weak or occluded
 (no quad, or the tracker's confidence below ``MIN_TRACK_SCORE``) are *not judged*: counted and shown.
@@ -242,8 +244,15 @@ def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResu
                                                                                   bound=bound))) & set(rects))
     want = " ".join(clip.facts.label.text.split())
     texts = []
+    ref_reads: dict[str, str] = {}  # normalised -> text of the artwork's readings so far
     for i in reads:
-        out_txt, ref_txt = read_label(rects[i][0], read).text, read_label(rects[i][1], read).text
+        out_txt = read_label(rects[i][0], read).text
+        ref_txt = None
+        if normalise_text(out_txt) in ref_reads:  # reads like the artwork did: a match, no second read needed
+            ref_txt = ref_reads[normalise_text(out_txt)]
+        else:  # read the artwork through this frame's rectification: OCR's confusions happen on both
+            ref_txt = read_label(rects[i][1], read).text
+            ref_reads.setdefault(normalise_text(ref_txt), ref_txt)
         texts.append({"ocr_text": out_txt, "ref_text": ref_txt,
                       "text_match": normalise_text(out_txt) == normalise_text(ref_txt),
                       "ref_matches_expected": fold_confusables(ref_txt) == fold_confusables(want)})
