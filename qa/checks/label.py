@@ -79,9 +79,10 @@ def _blur(g: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(g, (0, 0), 1.0)
 
 
-def locate(out_area: np.ndarray, template: np.ndarray, corners: np.ndarray) -> tuple[float, float]:
+def locate(out_area: np.ndarray, template: np.ndarray, corners: np.ndarray) -> tuple[float, float, tuple]:
     """Where ``template`` (the rectified reference label, grey) lies in ``out_area`` (the output rectified at
-    the quad grown by SEARCH_MARGIN, grey): (drift in frame pixels from the expected place, match score)."""
+    the quad grown by SEARCH_MARGIN, grey): (drift in frame pixels from the expected place, match score,
+    (dx, dy) in rectified pixels)."""
     import cv2
 
     h, w = template.shape[:2]
@@ -101,8 +102,7 @@ def locate(out_area: np.ndarray, template: np.ndarray, corners: np.ndarray) -> t
     dx = fx - (big_w - w) / 2
     dy = fy - (big_h - h) / 2
     qw, qh = quad_size(corners)
-    locate.offset = (dx, dy)  # in rectified pixels, for ``measure`` to align before the local difference
-    return float(np.hypot(dx * qw / w, dy * qh / h)), float(score)
+    return float(np.hypot(dx * qw / w, dy * qh / h)), float(score), (float(dx), float(dy))
 
 
 def local_difference(out_gray: np.ndarray, ref_gray: np.ndarray, window: float = 0.16) -> float:
@@ -185,10 +185,10 @@ def measure(batch: Batch) -> pd.DataFrame:
         out_rect = rectify(batch.out_full[k], quad, size)
         ref_rect = _reference_rects(clip, i, batch.src_full[k], quad, size, big)
         go, gr = gray(out_rect), gray(ref_rect)
-        drift, _ = locate(gray(rectify(batch.out_full[k], expand(quad, SEARCH_MARGIN), big)), gr, quad)
+        drift, _, offset = locate(gray(rectify(batch.out_full[k], expand(quad, SEARCH_MARGIN), big)), gr, quad)
         hue, de = label_colour(out_rect, ref_rect)
         row = {"label_judged": True, "track_score": np.nan if score is None else float(score),
-               "label_similarity": ncc(_blur(go), _blur(gr)), "label_local_diff": local_difference(_align(go, *locate.offset), gr),
+               "label_similarity": ncc(_blur(go), _blur(gr)), "label_local_diff": local_difference(_align(go, *offset), gr),
                "drift_px": drift,
                "label_hue_shift_deg": hue, "label_delta_e": de,
                "label_luma_offset": float(go.astype(np.float32).mean() - gr.astype(np.float32).mean())}
