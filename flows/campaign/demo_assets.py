@@ -154,7 +154,6 @@ locks:
 outputs: [draft]
 qa:
   label_corner_px: 2.0
-  flicker: 0.02
 schedule:
   cron: "0 6 * * 1"
   timezone: Europe/Berlin
