@@ -300,10 +300,8 @@ def run_campaign(campaign_dir: str | os.PathLike, *, runner: str = "threads", ad
 
     plan = plan_campaign(campaign_dir)  # every problem at once, before Prefect starts
     engine = kwargs.get("engine") or plan.engine
-    from ray32.engines import get_engine
-
-    get_engine(engine)  # an unknown engine fails here, with the list of available ones
     root = Path(campaign_dir).resolve()
+    # An unknown engine fails here (pipeline.engine_for lists the available ones), as do requests it refuses.
     pipeline.check_requests(pipeline.RunContext(
         campaign=plan.campaign, root=str(root), source=str(root / plan.source), trim=plan.trim, runs_dir="",
         engine=engine, formats=kwargs.get("formats")), plan.variants)
