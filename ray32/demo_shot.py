@@ -236,13 +236,18 @@ def render_frames(label_lines=DEMO_LABEL, *, seconds: int = SECONDS, fps: Fracti
         yield frame, corners, np.array([fb[0, 0], fb[0, 1], fb[1, 0], fb[1, 1]])
 
 
+DEMO_VERSION = 1
+"""Bump when ``render_frames`` draws different pixels: existing demo shots are then made again."""
+
+
 def make_demo_shot(out_dir: str | os.PathLike, *, name: str = "demo_shot", label_lines=DEMO_LABEL,
                    seconds: int = SECONDS, fps: Fraction = FPS, audio: bool = True, seed: int = 7,
                    overwrite: bool = False) -> DemoShot:
     """Write the demo shot (H.264 MP4, BT.709, with a stereo AAC tone) and its ground truth JSON.
 
-    Deterministic: the same arguments give the same pixels and the same ground truth. An existing pair is
-    reused unless ``overwrite``.
+    Deterministic: the same arguments give the same pixels and the same ground truth. An existing pair made
+    with the same arguments whose video still has the content recorded in the truth file (its sha256) is reused
+    unless ``overwrite``; anything else is written again.
 
     Returns:
         ``DemoShot(path, truth_path)``.
@@ -253,7 +258,9 @@ def make_demo_shot(out_dir: str | os.PathLike, *, name: str = "demo_shot", label
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.mp4"
     truth_path = out_dir / f"{name}.truth.json"
-    if path.exists() and truth_path.exists() and not overwrite:
+    params = {"label_lines": list(label_lines), "seconds": seconds, "fps": str(fps), "audio": audio, "seed": seed,
+              "size": [WIDTH, HEIGHT], "version": DEMO_VERSION}
+    if not overwrite and _reusable(path, truth_path, params):
         return DemoShot(path, truth_path)
     tmp = path.with_name(f".{path.name}.partial.mp4")
     corners_all, faces_all = [], []
@@ -298,12 +305,33 @@ def make_demo_shot(out_dir: str | os.PathLike, *, name: str = "demo_shot", label
         "label_text": list(label_lines), "label_box_in_sprite": list(LABEL_BOX),
         "coordinates": "pixel centres at integer coordinates (OpenCV); corners tl, tr, br, bl",
         "label_corners": corners_all, "face_boxes": faces_all,
+        "made_with": params, "video_sha256": _sha256(tmp), "video_size": tmp.stat().st_size,
     }
     tmp_truth = truth_path.with_name(f".{truth_path.name}.partial")
     tmp_truth.write_text(json.dumps(truth))
     os.replace(tmp, path)
     os.replace(tmp_truth, truth_path)
     return DemoShot(path, truth_path)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _reusable(path: Path, truth_path: Path, params: dict) -> bool:
+    """True when ``path`` is the demo shot these ``params`` make (recorded in its truth file), unchanged."""
+    try:
+        truth = json.loads(truth_path.read_text())
+        return (truth.get("made_with") == params and path.stat().st_size == truth.get("video_size")
+                and _sha256(path) == truth.get("video_sha256"))
+    except (OSError, ValueError):
+        return False
 
 
 def load_truth(path: str | os.PathLike) -> GroundTruth:
