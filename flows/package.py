@@ -46,10 +46,6 @@ def _tree_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def _checksums(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): sha256(p) for p in _tree_files(folder)}
-
-
 def _same_file(a: Path, b: Path) -> bool:
     """Same content: the same inode (a hard link, no reading), else the same size and sha256."""
     sa, sb = a.stat(), b.stat()
