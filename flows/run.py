@@ -308,6 +308,9 @@ def run_campaign(campaign_dir: str | os.PathLike, *, runner: str = "threads", ad
     # Refuse a second run early, with the same message the flow would give.
     with mf.campaign_lock(Path(kwargs.get("runs_dir", "runs")).resolve(), plan.campaign):
         pass
+    from flows.server import wait_for_temporary_server
+
+    wait_for_temporary_server()  # started early by the command line, when it was
     f = campaign_flow.with_options(task_runner=task_runner(runner, address, workers, kwargs.get("gpus", 1)))
     gpu = engine in GPU_ENGINES if gpu_per_render is None else gpu_per_render
     if runner == "dask" and gpu:

@@ -214,6 +214,7 @@ def render_frames(label_lines=DEMO_LABEL, *, seconds: int = SECONDS, fps: Fracti
     px, py = PERSON_AT
     bg[MARGIN + py:MARGIN + py + person.shape[0], MARGIN + px:MARGIN + px + person.shape[1]] = person
     sprite = _product_sprite(make_label_art(label_lines))
+    sh, sw = sprite.shape[:2]
     quad = label_quad_in_sprite()
     fx0, fy0, fx1, fy1 = PHOTO_FACE
     cx0, cy0 = PERSON_AT[0] - PERSON_CROP[0], PERSON_AT[1] - PERSON_CROP[1]
@@ -228,8 +229,15 @@ def render_frames(label_lines=DEMO_LABEL, *, seconds: int = SECONDS, fps: Fracti
         m = cam @ _product_motion(t)
         layer = cv2.warpAffine(sprite, m[:2], (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
-        a = layer[..., 3:4]
-        frame = frame * (1 - a) + layer[..., :3] * a
+        # Blend where the sprite can be (its warped outline plus the bilinear fringe); alpha is exactly 0 elsewhere,
+        # where the blend would leave the background as it is.
+        box = _apply(m, np.array([[0, 0], [sw, 0], [sw, sh], [0, sh]], np.float64))
+        x0, y0 = np.maximum(np.floor(box.min(axis=0)).astype(int) - 2, 0)
+        x1, y1 = np.minimum(np.ceil(box.max(axis=0)).astype(int) + 3, [WIDTH, HEIGHT])
+        if x1 > x0 and y1 > y0:
+            roi, lay = frame[y0:y1, x0:x1], layer[y0:y1, x0:x1]
+            a = lay[..., 3:4]
+            frame[y0:y1, x0:x1] = roi * (1 - a) + lay[..., :3] * a
         frame = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
         corners = _apply(m, quad)
         fb = _apply(cam, face_world)

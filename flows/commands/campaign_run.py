@@ -22,6 +22,14 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
+def _start_prefect() -> None:
+    """Prefect's settings for the command line, and its temporary server booting in the background."""
+    from flows.server import start_temporary_server
+
+    _quiet_prefect()
+    start_temporary_server()
+
+
 def register(sub) -> None:
     group = campaign_subparsers(sub)
     p = group.add_parser(
@@ -137,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result is not None:
         print_result(result)
         return 0
-    _quiet_prefect()
+    _start_prefect()
     from flows.run import run_campaign
 
     result = run_campaign(args.campaign, runner=args.runner, address=args.address, workers=args.workers,
@@ -220,18 +228,28 @@ def add_demo_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument("--no-campaign", action="store_true", help="only make and probe the shot")
 
 
-def run_demo_campaign(args: argparse.Namespace) -> int:
+def check_demo_campaign(args: argparse.Namespace) -> dict | None:
+    """Before the demo shot is made: the result of an unchanged demo campaign (nothing to do), or None, and then
+    Prefect's temporary server boots in the background while the shot is made."""
+    if args.no_campaign:
+        return None
+    result = _unchanged(args.campaign, runs_dir=args.runs_dir, deliverables=args.deliverables, auto_approve=True)
+    if result is None:
+        _start_prefect()
+    return result
+
+
+def run_demo_campaign(args: argparse.Namespace, unchanged: dict | None = None) -> int:
     """Run the demo campaign end to end (QA-passing variants approved automatically) and print where the
-    deliverables and the QA report are."""
+    deliverables and the QA report are; ``unchanged``: ``check_demo_campaign``'s result."""
     if args.no_campaign:
         return 0
     print()
     print(f"running campaign {args.campaign} ...", flush=True)
-    result = _unchanged(args.campaign, runs_dir=args.runs_dir, deliverables=args.deliverables, auto_approve=True)
-    if result is not None:
-        print_result(result)
+    if unchanged is not None:
+        print_result(unchanged)
         return 0
-    _quiet_prefect()
+    _start_prefect()
     from flows.run import run_campaign
 
     os.environ.setdefault("RAY32_USER", "ray32 demo (auto-approved: QA passed)")

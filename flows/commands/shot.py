@@ -57,13 +57,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.commands.campaign_run import check_demo_campaign, run_demo_campaign  # issue 7: the campaign run
     from ray32.demo_shot import make_demo_shot
 
+    unchanged = check_demo_campaign(args)  # nothing to do, or Prefect's server starts booting now
     demo = make_demo_shot(args.out, overwrite=args.overwrite)
     print(f"demo shot:    {demo.path}")
     print(f"ground truth: {demo.truth_path}")
     print()
     print(format_table(probe_file(demo.path)))
-    from flows.commands.campaign_run import run_demo_campaign  # issue 7: the demo campaign run
-
-    return run_demo_campaign(args)
+    return run_demo_campaign(args, unchanged)
