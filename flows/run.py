@@ -152,7 +152,8 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
 
     Returns:
         ``{"run_dir", "report", "deliverables", "rendered", "cached", "failed", "passed", "approved",
-        "packaged", "timings"}``.
+        "packaged", "timings"}``; with ``"unchanged": True`` when the latest run already holds everything (no
+        ``run`` named, or the latest one) and nothing was done (``flows.unchanged``).
 
     Raises:
         CampaignError: the campaign is broken (before any render). RunError: the campaign is already running.
@@ -161,6 +162,14 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
 
     t_start = time.perf_counter()
     plan = plan_task(campaign_dir, engine)
+    if not review:  # a scheduled run of an unchanged campaign: nothing to do, only the check is recorded
+        from flows.unchanged import find_unchanged, note_unchanged
+
+        found = find_unchanged(campaign_dir, runs_dir=runs_dir, deliverables_dir=deliverables_dir if package else None,
+                               run=run, engine=engine, formats=formats, auto_approve=auto_approve, plan=plan)
+        if found is not None:
+            note_unchanged(found, time.perf_counter() - t_start)
+            return found.result
     runs_dir = str(Path(runs_dir).resolve())
     run = run or mf.new_run_id()
     ctx = pipeline.RunContext(campaign=plan.campaign, root=str(Path(campaign_dir).resolve()),

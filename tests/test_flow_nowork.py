@@ -116,3 +116,14 @@ def test_any_change_means_a_real_run(done):
     finally:
         draft.with_name("moved.mp4").rename(draft)
     assert find_unchanged(camp, **kw) is not None
+
+
+def test_scheduled_flow_run_of_an_unchanged_campaign_does_nothing(done):
+    """``campaign serve`` calls the flow itself: an unchanged campaign makes no new run folder, renders and
+    packages nothing."""
+    work, camp, result = done
+    runs = {p.name for p in (work / "runs" / "demo").iterdir()}
+    again = run_campaign(camp, runs_dir=str(work / "runs"), deliverables_dir=str(work / "deliv"), auto_approve=True,
+                         cache_dir=str(work / "cache"))
+    assert again.get("unchanged") and again["run_dir"] == result["run_dir"] and again["rendered"] == 0
+    assert {p.name for p in (work / "runs" / "demo").iterdir()} == runs
