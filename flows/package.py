@@ -46,13 +46,24 @@ def _tree_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def _checksums(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): sha256(p) for p in _tree_files(folder)}
+def _same_file(a: Path, b: Path) -> bool:
+    """Same content: the same inode (a hard link, no reading), else the same size and sha256."""
+    sa, sb = a.stat(), b.stat()
+    if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+        return True
+    return sa.st_size == sb.st_size and sha256(a) == sha256(b)
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    files_a, files_b = _tree_files(a), _tree_files(b)
+    if [p.relative_to(a) for p in files_a] != [p.relative_to(b) for p in files_b]:
+        return False
+    return all(_same_file(x, y) for x, y in zip(files_a, files_b))
 
 
 def _replace_dir(tmp: Path, final: Path) -> bool:
     """Put ``tmp`` at ``final`` unless ``final`` already has the same files; returns True when replaced."""
-    if final.is_dir() and _checksums(final) == _checksums(tmp):
+    if final.is_dir() and _same_tree(final, tmp):
         shutil.rmtree(tmp)
         return False
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -67,11 +78,48 @@ def _replace_dir(tmp: Path, final: Path) -> bool:
 
 
 def _replace_file(tmp: Path, final: Path) -> bool:
-    if final.is_file() and sha256(final) == sha256(tmp):
+    if final.is_file() and _same_file(final, tmp):
         tmp.unlink()
         return False
     os.replace(tmp, final)
     return True
+
+
+def link_or_copy(src: Path, dest: Path) -> None:
+    """Hard-link ``src`` at ``dest`` (no bytes copied); copy when the file system cannot link (another device)."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def link_tree(src: Path, dest: Path) -> None:
+    """``src`` (a file, or a folder such as an EXR sequence) at ``dest``, file by file hard-linked."""
+    if not src.is_dir():
+        link_or_copy(src, dest)
+        return
+    for p in sorted(src.rglob("*")):
+        target = dest / p.relative_to(src)
+        if p.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            link_or_copy(p, target)
+
+
+POSTER = "poster.jpg"
+
+
+def cached_poster(render: Path, video: Path) -> Path | None:
+    """The render's poster frame, made once and kept in its render cache entry (``poster.jpg``)."""
+    poster = render / POSTER
+    if poster.is_file():
+        return poster
+    tmp = render / f".{POSTER}.{os.getpid()}.partial.jpg"
+    if poster_frame(video, tmp) is None:
+        return None
+    os.replace(tmp, poster)
+    return poster
 
 
 def poster_frame(video: str | os.PathLike, out: str | os.PathLike) -> Path | None:
@@ -111,23 +159,41 @@ def _variant_manifest(run: dict, v: dict, files: dict[str, str]) -> dict:
             "files": files}
 
 
+def output_checksums(render: Path, outputs: dict[str, str]) -> dict[str, str]:
+    """sha256 of every file of a render's outputs (relative paths), from its record when it has them."""
+    try:
+        known = mf.read_json(render / mf.RECORD).get("checksums") or {}
+    except (OSError, ValueError):
+        known = {}
+    out = {}
+    for name in outputs.values():
+        src = render / name
+        files = [src] if not src.is_dir() else _tree_files(src)
+        for f in files:
+            rel = f.relative_to(render).as_posix()
+            out[rel] = known.get(rel) or sha256(f)
+    return out
+
+
 def package_variant(run: dict, v: dict, runs_dir: Path, dest: Path) -> tuple[Path, bool]:
-    """Build one variant's deliverable folder (temp folder, then rename). Returns (folder, changed)."""
+    """Build one variant's deliverable folder (temp folder, then rename). Returns (folder, changed).
+
+    The formats and the poster are hard links to the render cache entry (no bytes copied); their checksums come
+    from the render record, so nothing is read again."""
     src = mf.render_dir(runs_dir, run["campaign"], v.get("cache_key") or v["variant_id"])
     final = dest / v["axes"].get("market", "all") / v["slug"]
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{v['slug']}.", dir=final.parent))
     try:
         for fmt, name in sorted(v["outputs"].items()):
-            s = src / name
-            if s.is_dir():
-                shutil.copytree(s, tmp / name)
-            else:
-                shutil.copy2(s, tmp / name)
-        video = next((tmp / v["outputs"][f] for f in ("draft", "prores", "hdr10", "hlg") if f in v["outputs"]), None)
-        if video is not None:
-            poster_frame(video, tmp / "poster.jpg")
-        files = _checksums(tmp)
+            link_tree(src / name, tmp / name)
+        files = output_checksums(src, v["outputs"])
+        video = next((v["outputs"][f] for f in ("draft", "prores", "hdr10", "hlg") if f in v["outputs"]), None)
+        poster = cached_poster(src, src / video) if video is not None else None
+        if poster is not None:
+            link_or_copy(poster, tmp / POSTER)
+            files[POSTER] = sha256(poster)
+        files = dict(sorted(files.items()))
         mf.write_json(tmp / "manifest.json", _variant_manifest(run, v, files))
         changed = _replace_dir(tmp, final)
     except BaseException:
@@ -136,15 +202,40 @@ def package_variant(run: dict, v: dict, runs_dir: Path, dest: Path) -> tuple[Pat
     return final, changed
 
 
+def _zip_key(folder: Path, root: Path) -> bytes:
+    """What a market's zip holds, cheaply: member names, sizes and inodes (hard links of the render cache keep
+    their inode), and the bytes of each variant's manifest.json (which holds every file's sha256)."""
+    h = hashlib.sha256()
+    for p in _tree_files(folder):
+        st = p.stat()
+        h.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0".encode())
+        if p.name == "manifest.json":
+            h.update(p.read_bytes())
+        else:
+            h.update(f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}".encode())
+    return b"ray32:" + h.hexdigest().encode()
+
+
 def write_zip(folder: Path, root: Path, out: Path) -> bool:
-    """Zip ``folder`` (names relative to ``root``) deterministically; True when the zip changed."""
+    """Zip ``folder`` (names relative to ``root``) deterministically; True when the zip changed.
+
+    A zip whose comment holds the same content key (``_zip_key``) is left as it is, without reading a member."""
+    key = _zip_key(folder, root)
+    if out.is_file():
+        try:
+            with zipfile.ZipFile(out) as zf:
+                if zf.comment == key:
+                    return False
+        except (OSError, zipfile.BadZipFile):
+            pass
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
         for p in _tree_files(folder):
             info = zipfile.ZipInfo(p.relative_to(root).as_posix(), date_time=ZIP_TIME)
             info.external_attr = 0o644 << 16
-            with open(p, "rb") as fh:
-                zf.writestr(info, fh.read())
+            with open(p, "rb") as fh, zf.open(info, "w") as dst:
+                shutil.copyfileobj(fh, dst, 1 << 20)
+        zf.comment = key
     return _replace_file(tmp, out)
 
 
@@ -239,8 +330,14 @@ def package_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike, deliver
             changed.append(f"removed {z}")
     if write_timeline(run, chosen, dest):
         changed.append(str(dest / "timeline.otio"))
+    try:
+        before = mf.read_json(dest / "manifest.json").get("zips") or {}
+    except (OSError, ValueError):
+        before = {}
+    zip_sums = {m: (before[m]["sha256"] if str(p) not in changed and (before.get(m) or {}).get("file") == p.name
+                    else sha256(p)) for m, p in zips.items()}
     summary = {"campaign": run["campaign"], "run": run["run"], "variants": entries,
-               "zips": {m: {"file": p.name, "sha256": sha256(p)} for m, p in zips.items()},
+               "zips": {m: {"file": p.name, "sha256": zip_sums[m]} for m, p in zips.items()},
                "timeline": {"file": "timeline.otio", "sha256": sha256(dest / "timeline.otio")},
                "versions": run.get("versions", {})}
     tmp = dest / f".manifest.json.{os.getpid()}.partial"

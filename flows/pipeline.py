@@ -148,12 +148,11 @@ def check_requests(ctx: RunContext, variants: list[dict]) -> None:
     """
     from pydantic import ValidationError
 
-    from ray32.engines import get_engine
     from ray32.errors import Ray32Error
     from ray32.export import available_formats
     from ray32.request import RenderRequest
 
-    engine = get_engine(ctx.engine)
+    engine = engine_for(ctx)
     shot = _shot(ctx)
     problems: dict[str, list[str]] = {}  # reason -> the variants it stops
     for v in variants:
@@ -213,7 +212,7 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
     hit = cached(ctx, variant)
     if hit is not None:
         return {**hit, "cached": True}
-    from ray32.export import export_stream
+    from ray32.render import render_to_files
     from ray32.request import RenderRequest
 
     formats = wanted_formats(ctx, variant)
@@ -226,18 +225,16 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
         t0 = time.perf_counter()
         engine, prepared = prepare(ctx, request)
         shot = prepared.shot
-        request.check_times(shot.fps, shot.frame_count)
-        width, height = engine.output_size(prepared, request)
-        paths = export_stream(formats, engine.render(prepared, request), tmp, stem=variant["slug"], fps=shot.fps,
-                              frame_count=shot.frame_count, width=width, height=height, source=shot,
-                              progress=progress)
+        out = render_to_files(shot, request, engine=engine, prepared=prepared, out_dir=tmp, stem=variant["slug"],
+                              progress=(lambda stage, d, t: progress(d, t)) if progress else None)
+        paths, width, height = out.paths, out.width, out.height
         t1 = time.perf_counter()
         qa = measure(ctx, variant, prepared, paths)
         t2 = time.perf_counter()
         record = {"variant_id": variant["variant_id"], "cache_key": key, "slug": variant["slug"],
                   "axes": variant["axes"], "worker": {"host": socket.gethostname(), "pid": os.getpid()},
                   "engine": engine.name, "engine_version": engine.version,
-                  "outputs": {fmt: Path(p).name for fmt, p in paths.items()},
+                  "outputs": {fmt: Path(p).name for fmt, p in paths.items()}, "checksums": out.checksums,
                   "qa_file": "qa.pkl" if qa is not None else None,
                   "qa_summary": {k: (None if v != v else v) for k, v in (qa.summary if qa else {}).items()},
                   "qa_notes": qa.notes if qa else ["no output QA can decode (draft, prores, hdr10, hlg)"],

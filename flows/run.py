@@ -155,7 +155,8 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
 
     Returns:
         ``{"run_dir", "report", "deliverables", "rendered", "cached", "failed", "passed", "approved",
-        "packaged", "timings"}``.
+        "packaged", "timings"}``; with ``"unchanged": True`` when the latest run already holds everything (no
+        ``run`` named, or the latest one) and nothing was done (``flows.unchanged``).
 
     Raises:
         CampaignError: the campaign is broken (before any render). RunError: the campaign is already running.
@@ -164,6 +165,14 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
 
     t_start = time.perf_counter()
     plan = plan_task(campaign_dir, engine)
+    if not review:  # a scheduled run of an unchanged campaign: nothing to do, only the check is recorded
+        from flows.unchanged import find_unchanged, note_unchanged
+
+        found = find_unchanged(campaign_dir, runs_dir=runs_dir, deliverables_dir=deliverables_dir if package else None,
+                               run=run, engine=engine, formats=formats, auto_approve=auto_approve, plan=plan)
+        if found is not None:
+            note_unchanged(found, time.perf_counter() - t_start)
+            return found.result
     runs_dir = str(Path(runs_dir).resolve())
     run = run or mf.new_run_id()
     ctx = pipeline.RunContext(campaign=plan.campaign, root=str(Path(campaign_dir).resolve()),
@@ -303,18 +312,22 @@ def run_campaign(campaign_dir: str | os.PathLike, *, runner: str = "threads", ad
 
     plan = plan_campaign(campaign_dir)  # every problem at once, before Prefect starts
     engine = kwargs.get("engine") or plan.engine
-    from ray32.engines import check_weights, engine_info, get_engine
+    from ray32.engines import check_weights, engine_info
 
-    get_engine(engine)  # an unknown engine fails here, with the list of available ones
-    # Its weights too: a missing or incomplete model folder is named here, with where it looked.
-    check_weights(engine, kwargs.get("model_dir") or (plan.model_dir if engine == plan.engine else None))
+    # Its weights: a missing or incomplete model folder is named here, with where it looked.
+    model_dir = kwargs.get("model_dir") or (plan.model_dir if engine == plan.engine else None)
+    check_weights(engine, model_dir)
     root = Path(campaign_dir).resolve()
+    # An unknown engine fails here (pipeline.engine_for lists the available ones), as do requests it refuses.
     pipeline.check_requests(pipeline.RunContext(
         campaign=plan.campaign, root=str(root), source=str(root / plan.source), trim=plan.trim, runs_dir="",
-        engine=engine, formats=kwargs.get("formats")), plan.variants)
+        engine=engine, formats=kwargs.get("formats"), model_dir=model_dir), plan.variants)
     # Refuse a second run early, with the same message the flow would give.
     with mf.campaign_lock(Path(kwargs.get("runs_dir", "runs")).resolve(), plan.campaign):
         pass
+    from flows.server import wait_for_temporary_server
+
+    wait_for_temporary_server()  # started early by the command line, when it was
     f = campaign_flow.with_options(task_runner=task_runner(runner, address, workers, kwargs.get("gpus", 1)))
     gpu = engine_info(engine).gpu if gpu_per_render is None else gpu_per_render
     if runner == "dask" and gpu:

@@ -214,6 +214,7 @@ def render_frames(label_lines=DEMO_LABEL, *, seconds: int = SECONDS, fps: Fracti
     px, py = PERSON_AT
     bg[MARGIN + py:MARGIN + py + person.shape[0], MARGIN + px:MARGIN + px + person.shape[1]] = person
     sprite = _product_sprite(make_label_art(label_lines))
+    sh, sw = sprite.shape[:2]
     quad = label_quad_in_sprite()
     fx0, fy0, fx1, fy1 = PHOTO_FACE
     cx0, cy0 = PERSON_AT[0] - PERSON_CROP[0], PERSON_AT[1] - PERSON_CROP[1]
@@ -228,12 +229,23 @@ def render_frames(label_lines=DEMO_LABEL, *, seconds: int = SECONDS, fps: Fracti
         m = cam @ _product_motion(t)
         layer = cv2.warpAffine(sprite, m[:2], (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
-        a = layer[..., 3:4]
-        frame = frame * (1 - a) + layer[..., :3] * a
+        # Blend where the sprite can be (its warped outline plus the bilinear fringe); alpha is exactly 0 elsewhere,
+        # where the blend would leave the background as it is.
+        box = _apply(m, np.array([[0, 0], [sw, 0], [sw, sh], [0, sh]], np.float64))
+        x0, y0 = np.maximum(np.floor(box.min(axis=0)).astype(int) - 2, 0)
+        x1, y1 = np.minimum(np.ceil(box.max(axis=0)).astype(int) + 3, [WIDTH, HEIGHT])
+        if x1 > x0 and y1 > y0:
+            roi, lay = frame[y0:y1, x0:x1], layer[y0:y1, x0:x1]
+            a = lay[..., 3:4]
+            frame[y0:y1, x0:x1] = roi * (1 - a) + lay[..., :3] * a
         frame = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
         corners = _apply(m, quad)
         fb = _apply(cam, face_world)
         yield frame, corners, np.array([fb[0, 0], fb[0, 1], fb[1, 0], fb[1, 1]])
+
+
+DEMO_VERSION = 1
+"""Bump when ``render_frames`` draws different pixels: existing demo shots are then made again."""
 
 
 def make_demo_shot(out_dir: str | os.PathLike, *, name: str = "demo_shot", label_lines=DEMO_LABEL,
@@ -241,8 +253,9 @@ def make_demo_shot(out_dir: str | os.PathLike, *, name: str = "demo_shot", label
                    overwrite: bool = False) -> DemoShot:
     """Write the demo shot (H.264 MP4, BT.709, with a stereo AAC tone) and its ground truth JSON.
 
-    Deterministic: the same arguments give the same pixels and the same ground truth. An existing pair is
-    reused unless ``overwrite``.
+    Deterministic: the same arguments give the same pixels and the same ground truth. An existing pair made
+    with the same arguments whose video still has the content recorded in the truth file (its sha256) is reused
+    unless ``overwrite``; anything else is written again.
 
     Returns:
         ``DemoShot(path, truth_path)``.
@@ -253,7 +266,9 @@ def make_demo_shot(out_dir: str | os.PathLike, *, name: str = "demo_shot", label
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.mp4"
     truth_path = out_dir / f"{name}.truth.json"
-    if path.exists() and truth_path.exists() and not overwrite:
+    params = {"label_lines": list(label_lines), "seconds": seconds, "fps": str(fps), "audio": audio, "seed": seed,
+              "size": [WIDTH, HEIGHT], "version": DEMO_VERSION}
+    if not overwrite and _reusable(path, truth_path, params):
         return DemoShot(path, truth_path)
     tmp = path.with_name(f".{path.name}.partial.mp4")
     corners_all, faces_all = [], []
@@ -298,12 +313,33 @@ def make_demo_shot(out_dir: str | os.PathLike, *, name: str = "demo_shot", label
         "label_text": list(label_lines), "label_box_in_sprite": list(LABEL_BOX),
         "coordinates": "pixel centres at integer coordinates (OpenCV); corners tl, tr, br, bl",
         "label_corners": corners_all, "face_boxes": faces_all,
+        "made_with": params, "video_sha256": _sha256(tmp), "video_size": tmp.stat().st_size,
     }
     tmp_truth = truth_path.with_name(f".{truth_path.name}.partial")
     tmp_truth.write_text(json.dumps(truth))
     os.replace(tmp, path)
     os.replace(tmp_truth, truth_path)
     return DemoShot(path, truth_path)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _reusable(path: Path, truth_path: Path, params: dict) -> bool:
+    """True when ``path`` is the demo shot these ``params`` make (recorded in its truth file), unchanged."""
+    try:
+        truth = json.loads(truth_path.read_text())
+        return (truth.get("made_with") == params and path.stat().st_size == truth.get("video_size")
+                and _sha256(path) == truth.get("video_sha256"))
+    except (OSError, ValueError):
+        return False
 
 
 def load_truth(path: str | os.PathLike) -> GroundTruth:

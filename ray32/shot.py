@@ -765,3 +765,47 @@ def content_hash(path: str | os.PathLike, *, algorithm: str = "sha256") -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def describe(shot: Shot) -> dict:
+    """A shot as plain data (``ray32 probe --json``): its facts, trim, cuts, warnings and the source limits."""
+    info = shot.info
+    d = info.to_dict()
+    d["trim"] = {"first_frame": shot.first, "stop_frame": shot.stop, "frame_count": shot.frame_count,
+                 "duration": float(shot.duration)}
+    d["cuts"] = [{"frame": c.frame, "time": float(c.time), "timecode": format_timecode(c.frame, info.fps)}
+                 for c in shot.cuts]
+    d["warnings"] = list(shot.warnings)
+    d["within_limits"] = shot.duration <= MAX_SECONDS
+    return d
+
+
+def format_table(shot: Shot) -> str:
+    """A shot as a two-column table for people (``ray32 probe``)."""
+    i = shot.info
+    fps = str(i.fps) if i.fps.denominator == 1 else f"{i.fps} ({float(i.fps):.3f})"
+    rows = [
+        ("file", str(i.path)),
+        ("container", i.container),
+        ("video", f"{i.codec}" + (f" ({i.profile})" if i.profile else "")),
+        ("size", f"{i.width}x{i.height}" + (f" (stored {i.coded_width}x{i.coded_height}, rotated {i.rotation}°)"
+                                             if i.rotation else "")),
+        ("frame rate", fps + (" — variable, normalised to this constant rate" if i.vfr else "")),
+        ("frames", str(i.frame_count)),
+        ("duration", f"{float(i.duration):.3f} s ({format_timecode(i.frame_count, i.fps)})"),
+        ("pixel format", f"{i.pix_fmt}, {i.bit_depth}-bit"),
+        ("colour", f"{i.dynamic_range}: primaries {i.color_primaries}, transfer {i.color_transfer}, "
+                   f"matrix {i.color_matrix}, range {i.color_range}"),
+        ("audio", "; ".join(f"#{a.index} {a.codec} {a.sample_rate} Hz {a.layout or a.channels}" for a in i.audio)
+         or "none"),
+    ]
+    if (shot.first, shot.stop) != (0, i.frame_count):
+        rows.append(("trim", f"frames {shot.first}..{shot.stop - 1} ({shot.frame_count} frames, "
+                             f"{float(shot.duration):.3f} s)"))
+    rows.append(("cuts", ", ".join(f"{format_timecode(c.frame, i.fps)} ({format_seconds(c.time)})"
+                                   for c in shot.cuts) or "none (one take)"))
+    rows.append(("source limits", "ok (at most 20 s)" if shot.duration <= MAX_SECONDS else "too long"))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lines += [f"{'warning'.ljust(width)}  {w}" for w in shot.warnings]
+    return "\n".join(lines)

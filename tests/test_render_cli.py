@@ -49,6 +49,10 @@ def test_render_swaps_the_label_in_the_exported_draft(demo, tmp_path, capsys):
         (72, Fraction(24), 960, 540)
     record = json.loads((out / "fr.request.json").read_text())
     assert record["request"]["label_swap"]["text"] == "BRISE MARINE" and record["engine"] == "composite"
+    # The one render path (ray32.render.render_to_files, as a campaign's render task): the outputs' sha256.
+    import hashlib
+
+    assert record["checksums"] == {"fr_draft.mp4": hashlib.sha256(draft.read_bytes()).hexdigest()}
 
     ocr = RapidOCR(params={"Det.limit_type": "max", "Det.limit_side_len": 960, "Global.log_level": "critical"})
     shot = open_shot(draft, detect_cuts=False)

@@ -22,6 +22,14 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
+def _start_prefect() -> None:
+    """Prefect's settings for the command line, and its temporary server booting in the background."""
+    from flows.server import start_temporary_server
+
+    _quiet_prefect()
+    start_temporary_server()
+
+
 def register(sub) -> None:
     group = campaign_subparsers(sub)
     p = group.add_parser(
@@ -104,6 +112,8 @@ def register(sub) -> None:
 
 
 def print_result(result: dict) -> None:
+    if result.get("unchanged"):
+        print("nothing changed: every variant is rendered, judged and packaged in the latest run (no work done)")
     print(f"run:          {result['run_dir']}")
     print(f"variants:     {result['variants']} ({result['rendered']} rendered, {result['cached']} from the cache, "
           f"{len(result['failed'])} failed); {result['passed']} passed QA, {result['approved']} approved")
@@ -117,11 +127,35 @@ def print_result(result: dict) -> None:
     print(f"time:         {result['timings']['wall_s']:.1f} s")
 
 
+def _unchanged(campaign, *, runs_dir, deliverables, run=None, engine=None, formats=None, auto_approve=False,
+               review=False) -> dict | None:
+    """The result of a rerun that has nothing to do (``flows.unchanged``), recorded; None when there is work."""
+    if review:
+        return None
+    import time
+
+    from flows.unchanged import find_unchanged, note_unchanged
+
+    t0 = time.perf_counter()
+    found = find_unchanged(campaign, runs_dir=runs_dir, deliverables_dir=deliverables, run=run, engine=engine,
+                           formats=formats, auto_approve=auto_approve)
+    if found is None:
+        return None
+    note_unchanged(found, time.perf_counter() - t0)
+    return found.result
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    _quiet_prefect()
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()] if args.formats else None
+    result = _unchanged(args.campaign, runs_dir=args.runs_dir, deliverables=None if args.no_package else
+                        args.deliverables, run=args.run, engine=args.engine, formats=formats,
+                        auto_approve=args.auto_approve, review=args.review)
+    if result is not None:
+        print_result(result)
+        return 0
+    _start_prefect()
     from flows.run import run_campaign
 
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()] if args.formats else None
     result = run_campaign(args.campaign, runner=args.runner, address=args.address, workers=args.workers,
                           runs_dir=str(args.runs_dir), deliverables_dir=str(args.deliverables), run=args.run,
                           engine=args.engine, formats=formats, qa_samples=args.qa_samples,
@@ -219,17 +253,31 @@ def add_demo_arguments(d: argparse.ArgumentParser) -> None:
     add_review_arguments(d, prefix="review-")
 
 
-def run_demo_campaign(args: argparse.Namespace) -> int:
+def check_demo_campaign(args: argparse.Namespace) -> dict | None:
+    """Before the demo shot is made: the result of an unchanged demo campaign (nothing to do), or None, and then
+    Prefect's temporary server boots in the background while the shot is made."""
+    if args.no_campaign:
+        return None
+    result = _unchanged(args.campaign, runs_dir=args.runs_dir, deliverables=args.deliverables, auto_approve=True)
+    if result is None:
+        _start_prefect()
+    return result
+
+
+def run_demo_campaign(args: argparse.Namespace, unchanged: dict | None = None) -> int:
     """Run the demo campaign end to end (QA-passing variants approved automatically) and print where the
-    deliverables and the QA report are."""
+    deliverables and the QA report are; ``unchanged``: ``check_demo_campaign``'s result."""
     if args.no_campaign:
         return 0
-    _quiet_prefect()
-    from flows.run import run_campaign
-
     print()
     print(f"running campaign {args.campaign} ...", flush=True)
     reviewer = os.environ.get("RAY32_USER")  # who reviews with --review (the page asks when unset)
+    if unchanged is not None:
+        print_result(unchanged)
+        return 0
+    _start_prefect()
+    from flows.run import run_campaign
+
     os.environ.setdefault("RAY32_USER", "ray32 demo (auto-approved: QA passed)")
     result = run_campaign(args.campaign, runs_dir=str(args.runs_dir), deliverables_dir=str(args.deliverables),
                           qa_samples=args.qa_samples, workers=args.workers, auto_approve=True)

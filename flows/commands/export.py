@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from flows.progress import progress_bar
+from ray32.export import export_file  # noqa: F401  (the library function the command calls)
 
 FORMAT_HELP = ("draft (H.264 MP4), hdr10 (HEVC Main10 PQ + HDR10 metadata), hlg (HEVC Main10 HLG), "
                "prores (ProRes 422 HQ / 4444 MOV), exr (ACES OpenEXR half-float sequence)")
@@ -44,28 +45,6 @@ def format_options(formats: list[str], args: argparse.Namespace) -> dict[str, di
         "exr": {"space": args.exr_space, "compression": args.exr_compression},
     }
     return {f: every[f] for f in formats if f in every}
-
-
-def export_file(path: Path, formats: list[str], out: Path, *, stem: str | None = None, start=None, end=None,
-                options: dict | None = None, progress=None) -> dict:
-    """Read a clip once (ray32.shot.read_chunks) and write every format; returns {format: path}."""
-    import numpy as np
-
-    from ray32 import color
-    from ray32 import shot as shotlib
-    from ray32.export import export_stream
-
-    shot = shotlib.open_shot(path, start=start, end=end)
-    info = shot.info
-    deep = info.bit_depth > 8
-    chunks = shotlib.read_chunks(shot, output="linear" if deep else "uint8")
-    if deep:  # more than 8 bits: hand the writers linear light in the working space instead of 8-bit codes
-        prim = info.color_primaries if info.color_primaries in color.LINEAR_SPACES else (
-            "bt2020" if color.is_hdr(color.source_space(info.color_transfer, info.color_primaries)) else "bt709")
-        conv = color.Converter(color.LINEAR_SPACES[prim], color.WORKING_SPACE, out_dtype="float32")
-        chunks = (conv(np.ascontiguousarray(c.frames)) for c in chunks)
-    return export_stream(formats, chunks, out, stem=stem or path.stem, fps=info.fps, frame_count=shot.frame_count,
-                         width=info.width, height=info.height, source=shot, options=options, progress=progress)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

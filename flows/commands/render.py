@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -164,40 +164,20 @@ def build_request(args: argparse.Namespace):
         raise RenderArgsError(f"the render request {source} is not valid: {problems}") from None
 
 
-def render_to_files(source: Path, request, *, engine_name: str = "composite", out_dir: Path, stem: str | None = None,
-                    start=None, end=None, cache_dir: Path | None = None, progress_enabled: bool | None = None,
-                    engine_options: dict | None = None) -> dict[str, Path]:
-    """Open the shot, prepare it (cached), render the request and export it. Returns ``{format: path}``.
+@contextlib.contextmanager
+def stage_bars():
+    """A ``progress(stage, done, total)`` callback showing one progress bar per stage ("preparing shot",
+    "rendering")."""
+    names = {"prepare": "preparing shot", "render": "rendering"}
+    with contextlib.ExitStack() as stack:
+        bars: dict[str, object] = {}
 
-    ``engine_options`` go to the engine's constructor (wan-vace: ``model_dir``)."""
-    from ray32.engines import get_engine
-    from ray32.export import ExportError, available_formats, export_stream
-    from ray32.shot import open_shot
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = stack.enter_context(progress_bar(names.get(stage, stage), total=total))
+            bars[stage](done, total)
 
-    shot = open_shot(source, start=start, end=end, detect_cuts=False)
-    engine = get_engine(engine_name, **(engine_options or {}))
-    unknown = [f for f in request.outputs if f not in available_formats()]
-    if unknown:
-        raise ExportError(f"unknown export format(s) {', '.join(map(repr, unknown))}; available: "
-                          f"{', '.join(available_formats())}")
-    request.check_times(shot.fps, shot.frame_count)
-    settings = engine.prepare_settings(request, shot)
-    if cache_dir is not None:
-        settings["cache_dir"] = str(cache_dir)
-    with progress_bar("preparing shot", total=shot.frame_count, enabled=progress_enabled) as bar:
-        prepared = engine.prepare(shot, settings, progress=bar)
-    width, height = engine.output_size(prepared, request)
-    stem = stem or f"{source.stem}_{engine.name}"
-    with progress_bar("rendering", total=shot.frame_count, enabled=progress_enabled) as bar:
-        paths = export_stream(request.outputs, engine.render(prepared, request), out_dir, stem=stem, fps=shot.fps,
-                              frame_count=shot.frame_count, width=width, height=height, source=shot, progress=bar)
-    record = out_dir / f"{stem}.request.json"
-    tmp = record.with_name(f".{record.name}.partial")
-    tmp.write_text(json.dumps({"source": str(source), "engine": engine.name, "engine_version": engine.version,
-                               "request": json.loads(request.to_json()),
-                               "outputs": {k: str(v) for k, v in paths.items()}}, indent=2))
-    os.replace(tmp, record)
-    return paths
+        yield progress
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -220,8 +200,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     folder = resolve_model_dir(args.engine, getattr(args, "model_dir", None))   # or $RAY32_MODEL_DIR
     if folder is not None:
         engine_options["model_dir"] = folder
-    paths = render_to_files(args.source, request, engine_name=args.engine, out_dir=args.out_dir, stem=args.stem,
-                            start=args.start, end=args.end, cache_dir=args.cache_dir, engine_options=engine_options)
-    for fmt, path in paths.items():
+    from ray32.render import render_to_files
+
+    with stage_bars() as progress:
+        result = render_to_files(args.source, request, engine=args.engine, engine_options=engine_options,
+                                 out_dir=args.out_dir, stem=args.stem, start=args.start, end=args.end,
+                                 cache_dir=args.cache_dir, progress=progress, write_request=True)
+    for fmt, path in result.paths.items():
         print(f"{fmt:8s} {path}")
     return 0

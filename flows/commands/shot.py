@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flows.progress import progress_bar
 from ray32 import shot as shotlib
-from ray32.timecode import format_seconds, format_timecode
+from ray32.shot import describe, format_table  # noqa: F401  (the library's printout of a shot)
 
 
 def register(sub) -> None:
@@ -40,48 +40,6 @@ def register(sub) -> None:
     d.set_defaults(func=cmd_demo)
 
 
-def describe(shot: shotlib.Shot) -> dict:
-    info = shot.info
-    d = info.to_dict()
-    d["trim"] = {"first_frame": shot.first, "stop_frame": shot.stop, "frame_count": shot.frame_count,
-                 "duration": float(shot.duration)}
-    d["cuts"] = [{"frame": c.frame, "time": float(c.time), "timecode": format_timecode(c.frame, info.fps)}
-                 for c in shot.cuts]
-    d["warnings"] = list(shot.warnings)
-    d["within_limits"] = shot.duration <= shotlib.MAX_SECONDS
-    return d
-
-
-def format_table(shot: shotlib.Shot) -> str:
-    i = shot.info
-    fps = str(i.fps) if i.fps.denominator == 1 else f"{i.fps} ({float(i.fps):.3f})"
-    rows = [
-        ("file", str(i.path)),
-        ("container", i.container),
-        ("video", f"{i.codec}" + (f" ({i.profile})" if i.profile else "")),
-        ("size", f"{i.width}x{i.height}" + (f" (stored {i.coded_width}x{i.coded_height}, rotated {i.rotation}°)"
-                                             if i.rotation else "")),
-        ("frame rate", fps + (" — variable, normalised to this constant rate" if i.vfr else "")),
-        ("frames", str(i.frame_count)),
-        ("duration", f"{float(i.duration):.3f} s ({format_timecode(i.frame_count, i.fps)})"),
-        ("pixel format", f"{i.pix_fmt}, {i.bit_depth}-bit"),
-        ("colour", f"{i.dynamic_range}: primaries {i.color_primaries}, transfer {i.color_transfer}, "
-                   f"matrix {i.color_matrix}, range {i.color_range}"),
-        ("audio", "; ".join(f"#{a.index} {a.codec} {a.sample_rate} Hz {a.layout or a.channels}" for a in i.audio)
-         or "none"),
-    ]
-    if (shot.first, shot.stop) != (0, i.frame_count):
-        rows.append(("trim", f"frames {shot.first}..{shot.stop - 1} ({shot.frame_count} frames, "
-                             f"{float(shot.duration):.3f} s)"))
-    rows.append(("cuts", ", ".join(f"{format_timecode(c.frame, i.fps)} ({format_seconds(c.time)})"
-                                   for c in shot.cuts) or "none (one take)"))
-    rows.append(("source limits", "ok (at most 20 s)" if shot.duration <= shotlib.MAX_SECONDS else "too long"))
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
-    lines += [f"{'warning'.ljust(width)}  {w}" for w in shot.warnings]
-    return "\n".join(lines)
-
-
 def probe_file(path: Path, *, start=None, end=None, cuts: bool = True) -> shotlib.Shot:
     info = shotlib.probe(path)
     with progress_bar("checking for cuts", total=info.frame_count) as bar:
@@ -99,13 +57,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.commands.campaign_run import check_demo_campaign, run_demo_campaign  # issue 7: the campaign run
     from ray32.demo_shot import make_demo_shot
 
+    unchanged = check_demo_campaign(args)  # nothing to do, or Prefect's server starts booting now
     demo = make_demo_shot(args.out, overwrite=args.overwrite)
     print(f"demo shot:    {demo.path}")
     print(f"ground truth: {demo.truth_path}")
     print()
     print(format_table(probe_file(demo.path)))
-    from flows.commands.campaign_run import run_demo_campaign  # issue 7: the demo campaign run
-
-    return run_demo_campaign(args)
+    return run_demo_campaign(args, unchanged)

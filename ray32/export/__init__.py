@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ray32 import color
 from ray32.export._common import ExportError, Writer
 
 __all__ = ["ExportError", "Writer", "available_formats", "format_options", "open_writer", "export_stream", "FORMATS"]
@@ -173,3 +174,22 @@ def export_stream(formats: Sequence[str], chunks: Iterable[np.ndarray], out_dir:
         for w in writers.values():
             w.abort()
         raise
+
+
+def export_file(path: str | os.PathLike, formats: list[str], out: Path, *, stem: str | None = None, start=None, end=None,
+                options: dict | None = None, progress=None) -> dict:
+    """Read a clip once (``ray32.shot.read_chunks``) and write every format (``ray32 export``); returns
+    ``{format: path}``. Sources deeper than 8 bits reach the writers as linear light in the working space."""
+    from ray32 import shot as shotlib
+
+    shot = shotlib.open_shot(path, start=start, end=end)
+    info = shot.info
+    deep = info.bit_depth > 8
+    chunks = shotlib.read_chunks(shot, output="linear" if deep else "uint8")
+    if deep:  # more than 8 bits: hand the writers linear light in the working space instead of 8-bit codes
+        prim = info.color_primaries if info.color_primaries in color.LINEAR_SPACES else (
+            "bt2020" if color.is_hdr(color.source_space(info.color_transfer, info.color_primaries)) else "bt709")
+        conv = color.Converter(color.LINEAR_SPACES[prim], color.WORKING_SPACE, out_dtype="float32")
+        chunks = (conv(np.ascontiguousarray(c.frames)) for c in chunks)
+    return export_stream(formats, chunks, out, stem=stem or Path(path).stem, fps=info.fps, frame_count=shot.frame_count,
+                         width=info.width, height=info.height, source=shot, options=options, progress=progress)
