@@ -308,7 +308,7 @@ def test_http_guards_and_bad_input(made, tmp_path):
             ({**good, "note": " "}, 400, "write a note"),
             ({**good, "user": ""}, 400, "type your name once"),
             ({**good, "state": "maybe"}, 400, "'state' must be 'approved' or 'rejected'"),
-            ({**good, "variant": FR_GOLDEN}, 400, "failed QA (label read as"),
+            ({**good, "variant": FR_GOLDEN}, 400, "failed QA (the market artwork reads"),
             ({**good, "stamp": "0123456789abcdef"}, 409, "rendered again since you loaded it; reload the page"),
         ]
         for body, code, words in cases:
