@@ -169,6 +169,14 @@ def check_requests(ctx: RunContext, variants: list[dict]) -> None:
             req = RenderRequest.model_validate({**absolute_request(v["request"], ctx.root),
                                                 "outputs": wanted_formats(ctx, v)})
             req.check_times(shot.fps, shot.frame_count)
+            if wanted_targets(v):
+                from ray32.deliver import check_target
+                from ray32.reframe import crop_size
+
+                size = (shot.width, shot.height) if req.reframe is None else crop_size(shot.width, shot.height,
+                                                                                       req.reframe.ratio)
+                for name in wanted_targets(v):  # frame rate and aspect, before any render
+                    check_target(name, *size, shot.fps, reframed=req.reframe.aspect if req.reframe else None)
         except (Ray32Error, ValidationError) as ex:
             problems.append(f"{v['slug']}: {ex}")
     if problems:
@@ -178,6 +186,15 @@ def check_requests(ctx: RunContext, variants: list[dict]) -> None:
 
 def wanted_formats(ctx: RunContext, variant: dict) -> list[str]:
     return list(ctx.formats or variant.get("outputs") or variant["request"].get("outputs") or ["draft"])
+
+
+def wanted_targets(variant: dict) -> list[str]:
+    """The delivery targets of a planned variant (campaign.yaml ``deliver:``)."""
+    return list(variant.get("deliver") or [])
+
+
+DELIVER_DIR = "deliver"
+"""The render cache entry's folder holding one sub-folder per delivery target."""
 
 
 def cache_key(ctx: RunContext, variant: dict) -> str:
@@ -190,6 +207,8 @@ def cached(ctx: RunContext, variant: dict) -> dict | None:
     """The finished render of ``variant`` holding every wanted format, or None."""
     record = mf.cached_record(ctx.runs_dir, ctx.campaign, cache_key(ctx, variant))
     if record is None or not set(wanted_formats(ctx, variant)) <= set(record.get("outputs", {})):
+        return None
+    if not set(wanted_targets(variant)) <= set(record.get("deliveries") or {}):
         return None
     return record
 
@@ -212,6 +231,7 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
     hit = cached(ctx, variant)
     if hit is not None:
         return {**hit, "cached": True}
+    from ray32.deliver import tee
     from ray32.export import export_stream
     from ray32.request import RenderRequest
 
@@ -227,9 +247,16 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
         shot = prepared.shot
         request.check_times(shot.fps, shot.frame_count)
         width, height = engine.output_size(prepared, request)
-        paths = export_stream(formats, engine.render(prepared, request), tmp, stem=variant["slug"], fps=shot.fps,
-                              frame_count=shot.frame_count, width=width, height=height, source=shot,
-                              progress=progress)
+        plans, writers = open_deliveries(ctx, variant, prepared, request, tmp, width, height)
+        try:
+            paths = export_stream(formats, tee(engine.render(prepared, request), writers.values()), tmp,
+                                  stem=variant["slug"], fps=shot.fps, frame_count=shot.frame_count, width=width,
+                                  height=height, source=shot, progress=progress)
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+        deliveries = finish_deliveries(ctx, variant, prepared, plans, writers, paths, tmp)
         t1 = time.perf_counter()
         qa = measure(ctx, variant, prepared, paths)
         t2 = time.perf_counter()
@@ -237,6 +264,7 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
                   "axes": variant["axes"], "worker": {"host": socket.gethostname(), "pid": os.getpid()},
                   "engine": engine.name, "engine_version": engine.version,
                   "outputs": {fmt: Path(p).name for fmt, p in paths.items()},
+                  "deliveries": deliveries,
                   "qa_file": "qa.pkl" if qa is not None else None,
                   "qa_summary": {k: (None if v != v else v) for k, v in (qa.summary if qa else {}).items()},
                   "qa_notes": qa.notes if qa else ["no output QA can decode (draft, prores, hdr10, hlg)"],
@@ -253,6 +281,86 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {**record, "cached": False}
+
+
+def _tracks(prepared, request):
+    """The label's quads (NaN where the track is weak) and the face boxes, for delivery crops and checks; None
+    when the variant is reframed (its frames no longer match the source's pixels)."""
+    import numpy as np
+
+    if request.reframe is not None:
+        return None, None
+    quads = None
+    if prepared.label_track is not None:
+        quads = np.asarray(prepared.label_track.corners, float).copy()
+        quads[~np.asarray(prepared.label_track.valid, bool)] = np.nan
+    return quads, prepared.face_boxes
+
+
+def open_deliveries(ctx: RunContext, variant: dict, prepared, request, tmp: Path, width: int, height: int):
+    """Plan every delivery target of the variant and open the writers of the non-master ones
+    (``ray32.deliver.open_targets`` into ``<tmp>/deliver/<target>/``).
+
+    Raises:
+        TargetError: a target this variant cannot be delivered to (frame rate, an already reframed variant).
+    """
+    from ray32.deliver import open_targets
+
+    quads, faces = _tracks(prepared, request)
+    return open_targets(wanted_targets(variant), tmp / DELIVER_DIR, stem=variant["slug"], source=prepared.shot,
+                        width=width, height=height, label_quads=quads, face_boxes=faces,
+                        reframed=request.reframe.aspect if request.reframe is not None else None,
+                        preset=ctx.extra.get("deliver_preset", "veryfast"))
+
+
+def _source_black_freeze(ctx: RunContext, shot) -> dict:
+    from qa.delivery import black_freeze
+
+    key = ("black-freeze", ctx.source, repr(ctx.trim))
+    with _MEMO_LOCK:
+        if key not in _MEMO:
+            start = float(shot.first / shot.fps) if shot.first else None
+            _MEMO[key] = black_freeze(ctx.source, start=start, duration=float(shot.frame_count / shot.fps))
+        return _MEMO[key]
+
+
+def finish_deliveries(ctx: RunContext, variant: dict, prepared, plans: dict, writers: dict, paths: dict,
+                      tmp: Path) -> dict:
+    """Close the delivery writers (loudness normalised), make the master, and check every delivered file.
+
+    Returns:
+        ``{target: {"spec", "files", "file", "loudness", "geometry", "notes", "qa": {verdict, reasons, metrics,
+        worst_frame, overlay}}}`` with file names relative to ``deliver/<target>/``.
+    """
+    from ray32.deliver import close_targets
+    from ray32.request import RenderRequest
+
+    if not plans:
+        return {}
+    out = close_targets(plans, writers, paths, tmp / DELIVER_DIR)
+    request = RenderRequest.model_validate({**absolute_request(variant["request"], ctx.root),
+                                            "outputs": wanted_formats(ctx, variant)})
+    quads, faces = _tracks(prepared, request)
+    check_deliveries(out, plans, tmp / DELIVER_DIR, prepared.shot, quads, faces,
+                     _source_black_freeze(ctx, prepared.shot))
+    return out
+
+
+def check_deliveries(records: dict, plans: dict, folder: Path, shot, quads, faces, source_black_freeze) -> None:
+    """Run the delivery checks on each target's file; the result goes into its record as ``qa`` (and the
+    loudness measured on the file into ``loudness``). The overlay is ``<folder>/<target>.safe_zone.jpg``."""
+    from qa.delivery import check_delivery
+
+    for name, rec in records.items():
+        if rec.get("file") is None:
+            rec["qa"] = {"verdict": "fail", "reasons": [f"{name}: no video file to check"], "metrics": {}}
+            continue
+        rec["qa"] = check_delivery(folder / name / rec["file"], plans[name].target, source_fps=shot.fps,
+                                   source_frames=shot.frame_count, geometry=rec["geometry"],
+                                   loudness=rec.get("loudness"), label_quads=quads, face_boxes=faces,
+                                   source_black_freeze=source_black_freeze,
+                                   overlay=folder / f"{name}.safe_zone.jpg")
+        rec["loudness"] = rec["qa"].pop("loudness")
 
 
 def measure(ctx: RunContext, variant: dict, prepared, paths: dict):
@@ -416,7 +524,8 @@ def new_manifest(plan, ctx: RunContext, run: str) -> dict:
     for v in plan.variants:
         variants[v["slug"]] = {"variant_id": v["variant_id"], "slug": v["slug"], "axes": v["axes"],
                                "prompt": v["prompt"], "request": v["request"], "qa_overrides": v["qa_overrides"],
-                               "outputs_requested": wanted_formats(ctx, v), "state": "planned"}
+                               "outputs_requested": wanted_formats(ctx, v), "deliver": wanted_targets(v),
+                               "state": "planned"}
     return {"campaign": plan.campaign, "run": run, "created": mf.now(), "status": "running",
             "campaign_dir": ctx.root, "source": plan.source, "source_hash": plan.source_hash, "trim": plan.trim,
             "engine": ctx.engine, "engine_version": plan.engine_version, "axes": plan.axes,
@@ -433,6 +542,7 @@ def record_render(run_dir: str | os.PathLike, slug: str, record: dict | None, er
             v.update(state="rendered", cached=record.get("cached", False), outputs=record["outputs"],
                      qa_file=record.get("qa_file"), qa_summary=record.get("qa_summary"),
                      qa_notes=record.get("qa_notes"), timings=record.get("timings"),
+                     deliveries=record.get("deliveries") or {},
                      engine_version=record.get("engine_version"), cache_key=record.get("cache_key"),
                      worker=record.get("worker"),
                      frames=record.get("frames"), fps=record.get("fps"), width=record.get("width"),

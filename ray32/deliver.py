@@ -29,7 +29,8 @@ import numpy as np
 from ray32.targets import DeliveryTarget, TargetError, get_target
 from ray32.timecode import format_timecode
 
-__all__ = ["DeliveryPlan", "DeliveryWriter", "plan_delivery", "deliver_master", "subject_boxes", "get_target"]
+__all__ = ["DeliveryPlan", "DeliveryWriter", "check_target", "plan_delivery", "open_targets", "tee", "close_targets",
+           "deliver_master", "subject_boxes", "get_target"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,29 @@ def subject_boxes(label_quads: np.ndarray | None, face_boxes: np.ndarray | None,
     return out
 
 
+def _same_aspect(width: int, height: int, aspect: Fraction) -> bool:
+    return abs(Fraction(width, height) / aspect - 1) < Fraction(1, 100)
+
+
+def check_target(target: DeliveryTarget | str, width: int, height: int, fps, *,
+                 reframed: str | None = None) -> DeliveryTarget:
+    """The target, after checking that frames of ``width`` x ``height`` at ``fps`` can be delivered to it.
+
+    Raises:
+        TargetError: unknown target; a frame rate it does not take; an aspect that cannot be cut from a variant
+            already reframed to ``reframed``.
+    """
+    t = get_target(target) if isinstance(target, str) else target
+    fps = Fraction(fps)
+    if t.frame_rates and fps not in t.frame_rates:
+        raise TargetError(f"{t.name}: the source runs at {fps} fps; {t.name} takes constant "
+                          f"{', '.join(str(float(r))[:6] for r in t.frame_rates)} fps; conform the source first")
+    if t.aspect is not None and not _same_aspect(width, height, t.aspect) and reframed is not None:
+        raise TargetError(f"{t.name} needs {t.aspect.numerator}:{t.aspect.denominator} but the variant is already "
+                          f"reframed to {reframed}; deliver it from a variant without 'reframe'")
+    return t
+
+
 def plan_delivery(target: DeliveryTarget | str, width: int, height: int, fps: Fraction, frame_count: int, *,
                   label_quads: np.ndarray | None = None, face_boxes: np.ndarray | None = None,
                   reframed: str | None = None, smooth_seconds: float = 0.5) -> DeliveryPlan:
@@ -109,17 +133,10 @@ def plan_delivery(target: DeliveryTarget | str, width: int, height: int, fps: Fr
     """
     from ray32.reframe import crop_size, plan_crop
 
-    t = get_target(target) if isinstance(target, str) else target
+    t = check_target(target, width, height, fps, reframed=reframed)
     fps = Fraction(fps)
-    if t.frame_rates and fps not in t.frame_rates:
-        raise TargetError(f"{t.name}: the source runs at {fps} fps; {t.name} takes constant "
-                          f"{', '.join(str(float(r))[:6] for r in t.frame_rates)} fps; conform the source first")
     plan = DeliveryPlan(t, fps, frame_count, (width, height))
-    same_aspect = t.aspect is None or abs(Fraction(width, height) / t.aspect - 1) < Fraction(1, 100)
-    if not same_aspect and reframed is not None:
-        raise TargetError(f"{t.name} needs {t.aspect.numerator}:{t.aspect.denominator} but the variant is already "
-                          f"reframed to {reframed}; deliver it from a variant without 'reframe'")
-    if same_aspect:
+    if t.aspect is None or _same_aspect(width, height, t.aspect):
         plan.out_size = t.size or (width - width % 2, height - height % 2)
     else:
         cw, ch = crop_size(width, height, t.aspect)
@@ -138,8 +155,6 @@ def plan_delivery(target: DeliveryTarget | str, width: int, height: int, fps: Fr
                 f"{t.name}: the {cw}x{ch} crop cannot keep the label/faces clear of the interface zones on "
                 f"{len(blocked)} of {frame_count} frames (first at {format_timecode(first, fps)}, frame {first}): "
                 "the subject is larger than the safe area or too close to the frame's edge")
-    if plan.crop is None and t.zones and (label_quads is not None or face_boxes is not None):
-        pass  # the safe-zone check reports it; nothing to move
     for note in plan.notes:
         log.warning("%s", note)
     return plan
@@ -237,3 +252,55 @@ def deliver_master(paths: dict[str, Path], out_dir: str | os.PathLike, plan: Del
         files.append(dst.name)
     return {"target": t.name, "file": main, "files": files, "loudness": loud, "geometry": plan.geometry(),
             "notes": list(plan.notes)}
+
+
+def open_targets(names, out_dir: str | os.PathLike, *, stem: str, source, width: int, height: int,
+                 label_quads=None, face_boxes=None, reframed: str | None = None, preset: str = "veryfast"):
+    """Plan every target and open the writers of the non-master ones (``<out_dir>/<target>/``).
+
+    Args:
+        names: target names. source: the source ``Shot`` (timing, audio).
+        width, height: the size of the frames that will be handed to ``write``.
+        label_quads, face_boxes, reframed: as ``plan_delivery``. preset: the x264 speed preset.
+
+    Returns:
+        ``({name: DeliveryPlan}, {name: DeliveryWriter})``; call ``close_targets`` after the last frame.
+
+    Raises:
+        TargetError: an unknown target, or one the variant cannot be delivered to.
+    """
+    plans, writers = {}, {}
+    try:
+        for name in names:
+            plans[name] = plan = plan_delivery(name, width, height, source.fps, source.frame_count,
+                                               label_quads=label_quads, face_boxes=face_boxes, reframed=reframed)
+            if name != "master":
+                writers[name] = DeliveryWriter(plan, Path(out_dir) / name, stem=stem, source=source, preset=preset)
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    return plans, writers
+
+
+def tee(chunks, writers):
+    """Hand each chunk (or ``Chunk``) to the delivery writers on its way on (to the export writers)."""
+    for chunk in chunks:
+        for w in writers:
+            w.write(chunk)
+        yield chunk
+
+
+def close_targets(plans: dict, writers: dict, paths: dict, out_dir: str | os.PathLike) -> dict:
+    """Finish every target (loudness normalised; ``master`` copied from the exported ``paths``).
+
+    Returns:
+        ``{name: {"target", "spec", "file", "files", "loudness", "geometry", "notes"}}`` (file names relative to
+        ``<out_dir>/<name>/``).
+    """
+    out = {}
+    for name, plan in plans.items():
+        rec = deliver_master(paths, Path(out_dir) / name, plan) if name == "master" else writers[name].close()
+        rec["spec"] = plan.target.describe()
+        out[name] = rec
+    return out

@@ -152,6 +152,7 @@ keyframes: []
 locks:
   - kind: face
 outputs: [draft]
+deliver: [master, meta-reels, ctv-16x9]   # delivery targets (ray32.targets; README "Platform deliveries")
 qa:
   label_corner_px: 2.0
   flicker: 0.02

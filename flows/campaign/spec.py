@@ -203,6 +203,7 @@ class CampaignSpec(_Model):
     locks: list[Lock] = []
     reframe: list[Reframe] = []
     outputs: Annotated[list[str], Field(min_length=1)] = ["draft"]
+    deliver: list[str] = []
     qa: dict[str, float | int | bool | str] = {}
     schedule: Schedule | None = None
 
@@ -212,6 +213,18 @@ class CampaignSpec(_Model):
         bad = [o for o in v if o not in OUTPUT_FORMATS]
         if bad:
             raise ValueError(f"unknown output format {bad[0]!r}; available: {', '.join(OUTPUT_FORMATS)}")
+        return v
+
+    @field_validator("deliver")
+    @classmethod
+    def _deliver(cls, v: list[str]):
+        from ray32.targets import TARGETS  # data only: no heavy imports
+
+        bad = [t for t in v if t not in TARGETS]
+        if bad:
+            raise ValueError(f"unknown delivery target {bad[0]!r}; known: {', '.join(TARGETS)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"deliver lists a target twice: {v!r}")
         return v
 
     @field_validator("products", "lighting")

@@ -31,6 +31,11 @@ def register(sub) -> None:
     p.add_argument("--prores-profile", default="422hq", choices=("422hq", "4444"))
     p.add_argument("--exr-space", default="ACEScg", choices=("ACEScg", "ACES2065-1"))
     p.add_argument("--exr-compression", default="dwab", choices=("dwab", "zip", "piz", "none"))
+    p.add_argument("--deliver", action="append", default=[], metavar="TARGET",
+                   help="also deliver to a platform target (master, meta-reels, meta-feed-4x5, tiktok, "
+                        "youtube-shorts, ctv-16x9; repeatable or comma separated) into OUT/<target>/, then check "
+                        "it. A target of another aspect follows the faces (found here; a clip has no label track: "
+                        "use `ray32 render --deliver` for a label-aware crop)")
     p.set_defaults(func=cmd_export)
 
 
@@ -47,8 +52,12 @@ def format_options(formats: list[str], args: argparse.Namespace) -> dict[str, di
 
 
 def export_file(path: Path, formats: list[str], out: Path, *, stem: str | None = None, start=None, end=None,
-                options: dict | None = None, progress=None) -> dict:
-    """Read a clip once (ray32.shot.read_chunks) and write every format; returns {format: path}."""
+                options: dict | None = None, progress=None, deliver: list[str] | None = None,
+                deliveries: dict | None = None) -> dict:
+    """Read a clip once (ray32.shot.read_chunks) and write every format; returns {format: path}.
+
+    ``deliver``: delivery targets written in the same pass into ``out/<target>/`` and checked; their records go
+    into ``deliveries`` (a dict the caller passes) when given."""
     import numpy as np
 
     from ray32 import color
@@ -64,8 +73,31 @@ def export_file(path: Path, formats: list[str], out: Path, *, stem: str | None =
             "bt2020" if color.is_hdr(color.source_space(info.color_transfer, info.color_primaries)) else "bt709")
         conv = color.Converter(color.LINEAR_SPACES[prim], color.WORKING_SPACE, out_dtype="float32")
         chunks = (conv(np.ascontiguousarray(c.frames)) for c in chunks)
-    return export_stream(formats, chunks, out, stem=stem or path.stem, fps=info.fps, frame_count=shot.frame_count,
-                         width=info.width, height=info.height, source=shot, options=options, progress=progress)
+    from ray32.deliver import get_target, open_targets, tee
+
+    faces = None
+    if any(get_target(t).aspect is not None for t in deliver or []):
+        from ray32.faces import detect_faces
+
+        faces = detect_faces(shot, stride=4)
+    stem = stem or path.stem
+    plans, writers = open_targets(deliver or [], out, stem=stem, source=shot, width=info.width, height=info.height,
+                                  face_boxes=faces)
+    try:
+        paths = export_stream(formats, tee(chunks, writers.values()), out, stem=stem, fps=info.fps,
+                              frame_count=shot.frame_count, width=info.width, height=info.height, source=shot,
+                              options=options, progress=progress)
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    if plans:
+        from flows.commands.render import check_targets
+
+        records = check_targets(plans, writers, paths, Path(out), shot, None, faces)
+        if deliveries is not None:
+            deliveries.update(records)
+    return paths
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -77,9 +109,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     for f in formats:
         if f not in available_formats():
             raise ExportError(f"unknown export format {f!r}; available: {', '.join(available_formats())}")
+    from flows.commands.render import parse_targets, print_deliveries
+
+    targets = parse_targets(args.deliver)
+    deliveries: dict = {}
     with progress_bar("exporting " + ",".join(formats)) as bar:
         paths = export_file(args.file, formats, args.out, stem=args.stem, start=args.start, end=args.end,
-                            options=format_options(formats, args), progress=bar)
+                            options=format_options(formats, args), progress=bar, deliver=targets,
+                            deliveries=deliveries)
     for fmt, path in paths.items():
         print(f"{fmt:7s} {path}")
+    print_deliveries(deliveries)
     return 0

@@ -52,6 +52,11 @@ def register(sub) -> None:
     p.add_argument("--reframe", metavar="ASPECT", help="crop to 9:16, 1:1, 4:5, 16:9 or 21:9 following the subject")
     p.add_argument("--seed", type=int, help="random seed (generative engines)")
     p.add_argument("--out", default=None, help="formats, comma separated (default: draft)")
+    p.add_argument("--deliver", action="append", default=[], metavar="TARGET",
+                   help="also deliver to a platform target (master, meta-reels, meta-feed-4x5, tiktok, "
+                        "youtube-shorts, ctv-16x9; repeatable or comma separated): reframed to its aspect with the "
+                        "label and faces kept clear of its interface zones, encoded to its spec, loudness "
+                        "normalised, then checked; into OUT_DIR/<target>/")
     p.add_argument("--out-dir", type=Path, default=Path("build/render"), help="output folder (default build/render)")
     p.add_argument("--stem", help="output file name stem (default: SOURCE's name + engine)")
     p.add_argument("--start", help="trim start (seconds, timecode or 60f)")
@@ -158,12 +163,22 @@ def build_request(args: argparse.Namespace):
         raise RenderArgsError(f"the render request is not valid: {problems}") from None
 
 
-def render_to_files(source: Path, request, *, engine_name: str = "composite", out_dir: Path, stem: str | None = None,
-                    start=None, end=None, cache_dir: Path | None = None, progress_enabled: bool | None = None,
-                    engine_options: dict | None = None) -> dict[str, Path]:
+def render_to_files(source: Path, request, **kwargs) -> dict[str, Path]:
     """Open the shot, prepare it (cached), render the request and export it. Returns ``{format: path}``.
 
-    ``engine_options`` go to the engine's constructor (wan-vace: ``model_dir``)."""
+    Keyword arguments are ``render_and_deliver``'s."""
+    return render_and_deliver(source, request, **kwargs)[0]
+
+
+def render_and_deliver(source: Path, request, *, engine_name: str = "composite", out_dir: Path,
+                       stem: str | None = None, start=None, end=None, cache_dir: Path | None = None,
+                       progress_enabled: bool | None = None, engine_options: dict | None = None,
+                       deliver: list[str] | None = None) -> tuple[dict[str, Path], dict]:
+    """``render_to_files`` plus delivery targets: returns ``({format: path}, {target: delivery record})``.
+
+    ``engine_options`` go to the engine's constructor (wan-vace: ``model_dir``). ``deliver``: delivery targets
+    written in the same pass into ``out_dir/<target>/`` and checked; their records (with the checks' verdicts)
+    are also in ``<stem>.request.json`` under ``deliveries``."""
     from ray32.engines import get_engine
     from ray32.export import ExportError, available_formats, export_stream
     from ray32.shot import open_shot
@@ -182,16 +197,82 @@ def render_to_files(source: Path, request, *, engine_name: str = "composite", ou
         prepared = engine.prepare(shot, settings, progress=bar)
     width, height = engine.output_size(prepared, request)
     stem = stem or f"{source.stem}_{engine.name}"
-    with progress_bar("rendering", total=shot.frame_count, enabled=progress_enabled) as bar:
-        paths = export_stream(request.outputs, engine.render(prepared, request), out_dir, stem=stem, fps=shot.fps,
-                              frame_count=shot.frame_count, width=width, height=height, source=shot, progress=bar)
+    from ray32.deliver import open_targets, tee
+
+    quads, faces = None, None
+    if request.reframe is None:
+        quads, faces = _tracks(prepared)
+    plans, writers = open_targets(deliver or [], out_dir, stem=stem, source=shot, width=width, height=height,
+                                  label_quads=quads, face_boxes=faces,
+                                  reframed=request.reframe.aspect if request.reframe else None)
+    try:
+        with progress_bar("rendering", total=shot.frame_count, enabled=progress_enabled) as bar:
+            paths = export_stream(request.outputs, tee(engine.render(prepared, request), writers.values()), out_dir,
+                                  stem=stem, fps=shot.fps, frame_count=shot.frame_count, width=width,
+                                  height=height, source=shot, progress=bar)
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    deliveries = check_targets(plans, writers, paths, out_dir, shot, quads, faces)
     record = out_dir / f"{stem}.request.json"
     tmp = record.with_name(f".{record.name}.partial")
     tmp.write_text(json.dumps({"source": str(source), "engine": engine.name, "engine_version": engine.version,
                                "request": json.loads(request.to_json()),
-                               "outputs": {k: str(v) for k, v in paths.items()}}, indent=2))
+                               "outputs": {k: str(v) for k, v in paths.items()},
+                               "deliveries": deliveries}, indent=2, default=str))
     os.replace(tmp, record)
-    return paths
+    return paths, deliveries
+
+
+def _tracks(prepared):
+    """The label's quads (NaN where weak) and the face boxes of a prepared shot."""
+    import numpy as np
+
+    quads = None
+    if prepared.label_track is not None:
+        quads = np.asarray(prepared.label_track.corners, float).copy()
+        quads[~np.asarray(prepared.label_track.valid, bool)] = np.nan
+    return quads, prepared.face_boxes
+
+
+def check_targets(plans: dict, writers: dict, paths: dict, out_dir: Path, shot, quads, faces) -> dict:
+    """Finish the delivery targets and run the delivery checks on each; returns the delivery records."""
+    from flows.pipeline import check_deliveries
+    from qa.delivery import black_freeze
+    from ray32.deliver import close_targets
+
+    if not plans:
+        return {}
+    records = close_targets(plans, writers, paths, out_dir)
+    start = float(shot.first / shot.fps) if shot.first else None
+    src_bf = black_freeze(shot.info.path, start=start, duration=float(shot.frame_count / shot.fps))
+    check_deliveries(records, plans, Path(out_dir), shot, quads, faces, src_bf)
+    return records
+
+
+def parse_targets(values: list[str]) -> list[str]:
+    """``--deliver`` values (repeatable, comma separated) -> checked target names."""
+    from ray32.targets import get_target
+
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    for n in names:
+        get_target(n)  # an unknown name lists the known ones
+    return list(dict.fromkeys(names))
+
+
+def print_deliveries(deliveries: dict) -> None:
+    for name, rec in deliveries.items():
+        qa = rec.get("qa") or {}
+        loud = rec.get("loudness") or {}
+        before, after = loud.get("before") or {}, loud.get("after") or {}
+        print(f"{name:15s} {Path(name) / (rec.get('file') or '')}  delivery checks: {qa.get('verdict')}  "
+              f"loudness {before.get('integrated')} -> {after.get('integrated')} LUFS, "
+              f"true peak {after.get('true_peak')} dBTP")
+        for note in rec.get("notes") or []:
+            print(f"  note: {note}")
+        for reason in qa.get("reasons") or []:
+            print(f"  - {reason}")
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -201,8 +282,11 @@ def cmd_render(args: argparse.Namespace) -> int:
         if args.engine != "wan-vace":
             raise RenderArgsError(f"--model-dir is for the wan-vace engine, not {args.engine!r}")
         engine_options["model_dir"] = args.model_dir
-    paths = render_to_files(args.source, request, engine_name=args.engine, out_dir=args.out_dir, stem=args.stem,
-                            start=args.start, end=args.end, cache_dir=args.cache_dir, engine_options=engine_options)
+    targets = parse_targets(args.deliver)
+    paths, deliveries = render_and_deliver(args.source, request, engine_name=args.engine, out_dir=args.out_dir,
+                                           stem=args.stem, start=args.start, end=args.end, cache_dir=args.cache_dir,
+                                           engine_options=engine_options, deliver=targets)
     for fmt, path in paths.items():
         print(f"{fmt:8s} {path}")
+    print_deliveries(deliveries)
     return 0
