@@ -25,8 +25,6 @@ log = logging.getLogger(__name__)
 
 QA_FORMATS = ("draft", "prores", "hdr10", "hlg")
 """Formats QA can decode, in order of preference (the first one rendered is checked)."""
-QA_ALIASES = {"label_corner_px": "label_drift_max_px"}
-"""campaign.yaml ``qa:`` keys that name a QA metric differently."""
 
 
 @dataclass
@@ -69,43 +67,32 @@ def absolute_request(request: dict, root: str | os.PathLike) -> dict:
     return req
 
 
-def qa_overrides(raw: dict | None, mode: str = "adhere") -> tuple[dict, list[str]]:
-    """campaign.yaml's ``qa:`` values as ``Facts.overrides`` (``{metric: {"min"|"max": v}}``).
+def qa_overrides(raw: dict | None, mode: str = "adhere", where: str = "campaign.yaml qa") -> dict:
+    """campaign.yaml's ``qa:`` values as ``Facts.overrides`` (``qa.registry.overrides_from_config``).
 
-    A plain number overrides the side of the metric's bound that the mode sets (``label_corner_px: 2`` ->
-    ``label_drift_max_px <= 2``). Returns (overrides, keys that name no QA metric).
+    Raises:
+        QaError: a key that names no QA metric or a value that is not a number (with the valid names).
     """
-    from qa.expectations import THRESHOLDS
+    from qa.facts import QaError
+    from qa.registry import overrides_from_config
 
-    bounds = THRESHOLDS.get(mode, THRESHOLDS["adhere"])
-    out, ignored = {}, []
-    for key, value in (raw or {}).items():
-        metric = QA_ALIASES.get(key, key)
-        if metric not in bounds or isinstance(value, bool):
-            ignored.append(key)
-            continue
-        if isinstance(value, dict):
-            out[metric] = {k: float(v) for k, v in value.items() if k in ("min", "max")}
-            continue
-        lo, hi = bounds[metric]
-        out[metric] = {"max": float(value)} if hi is not None else {"min": float(value)}
-    return out, ignored
+    try:
+        return overrides_from_config(raw)
+    except ValueError as ex:
+        raise QaError(f"{where}: {ex}") from ex
 
 
-def variant_facts(variant: dict, root: str | os.PathLike, track=None):
-    """The QA facts of a planned variant (``qa.facts.facts_from_request``), with the prepared label track."""
+def variant_facts(variant: dict, root: str | os.PathLike):
+    """The QA facts of a planned variant (``qa.facts.facts_from_request``) with its campaign's ``qa:`` overrides.
+
+    Raises:
+        QaError: a ``qa:`` key that names no QA metric (the message lists the valid names).
+    """
     from qa.facts import facts_from_request
 
-    overrides, _ = qa_overrides(variant.get("qa_overrides"), variant["request"].get("mode", "adhere"))
-    facts = facts_from_request(variant["request"], variant=variant["slug"], variant_id=variant["variant_id"],
-                               market=variant["axes"].get("market"), overrides=overrides, base=Path(root))
-    if facts.label is not None and track is not None:
-        import numpy as np
-
-        arr = np.asarray(track.corners, float).copy()
-        arr[~np.asarray(track.valid, bool)] = np.nan
-        facts = facts.model_copy(update={"label": facts.label.model_copy(update={"track": arr.tolist()})})
-    return facts
+    overrides = qa_overrides(variant.get("qa_overrides"), variant["request"].get("mode", "adhere"))
+    return facts_from_request(variant["request"], variant=variant["slug"], variant_id=variant["variant_id"],
+                              market=variant["axes"].get("market"), overrides=overrides, base=Path(root))
 
 
 # Per-process memo: the prepared shot and the QA source cache are shared by every variant rendered here.
@@ -364,35 +351,19 @@ def check_deliveries(records: dict, plans: dict, folder: Path, shot, quads, face
 
 
 def measure(ctx: RunContext, variant: dict, prepared, paths: dict):
-    """Run the QA checks on the first decodable output against the source; pickles the measurements next to
-    it (``qa.pkl``). Returns the ``qa.metrics.VariantQA`` or None when no output can be decoded."""
-    from qa.metrics import measure_frames
-    from ray32.shot import probe, read_chunks
+    """Run the QA checks (``qa.metrics.measure``, the same path as ``ray32 qa``) on the first decodable output
+    against the prepared (trimmed) shot; pickles the measurements next to it (``qa.pkl``). Returns the
+    ``qa.metrics.VariantQA`` or None when no output can be decoded."""
+    from qa.metrics import measure as measure_qa
 
     fmt = next((f for f in QA_FORMATS if f in paths), None)
     if fmt is None:
         return None
-    facts = variant_facts(variant, ctx.root, prepared.label_track)
-    artwork = None
-    if facts.label is not None and facts.label.artwork is not None:
-        from qa.metrics import _image
-
-        artwork = _image(facts.label.artwork, "label artwork")
-    shot = prepared.shot
-    out = probe(paths[fmt])
+    facts = variant_facts(variant, ctx.root)
     with _MEMO_LOCK:
         cache = _MEMO.setdefault(("qa-cache", ctx.source, repr(ctx.trim)), {})
-    track = None
-    if facts.label is not None and facts.label.track is not None:
-        import numpy as np
-
-        arr = np.asarray(facts.label.track, float)
-        track = {i: arr[i] for i in range(len(arr))}
-    qa = measure_frames(read_chunks(shot), read_chunks(out), facts, fps=shot.fps, source_count=shot.frame_count,
-                        output_count=out.frame_count, output_fps=out.fps, label_track=track, artwork=artwork,
-                        samples=ctx.qa_samples, cache=cache)
-    qa.facts = qa.facts.model_copy(update={"label": qa.facts.label.model_copy(update={"track": None})}) \
-        if qa.facts.label is not None else qa.facts  # the per-frame track is in the prepared cache already
+    qa = measure_qa(prepared.shot, paths[fmt], facts, label_track=prepared.label_track, samples=ctx.qa_samples,
+                    cache=cache)
     with open(Path(paths[fmt]).parent / "qa.pkl", "wb") as fh:
         pickle.dump(qa, fh)
     return qa
@@ -438,9 +409,9 @@ def _verdict_key(qa) -> str:
     import hashlib
     import json
 
-    from qa.expectations import THRESHOLDS
+    from qa.expectations import variant_bounds
 
-    payload = [THRESHOLDS, qa.facts.mode, qa.facts.grade, qa.facts.overrides, sorted(qa.summary.items())]
+    payload = [variant_bounds(qa), qa.facts.mode, qa.facts.overrides, sorted(qa.summary.items())]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

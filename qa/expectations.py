@@ -1,10 +1,11 @@
-"""Thresholds and verdicts: the metrics table validated by a Great Expectations suite per mode.
+"""Verdicts: the metrics table validated by a Great Expectations suite built from the checks' declarations.
 
-Adhere is the strictest mode, Reimagine the loosest (labels are locked in every mode, so the label limits do
-not loosen). A campaign overrides any bound per metric (``Facts.overrides``: ``{"metric": {"min": .., "max":
-..}}``). A variant whose colours are meant to change (``Facts.grade``) is not held to the colour-shift limit.
-Each failed expectation becomes a reason a reviewer can act on, with the timecode of the worst frame, e.g.
-``label read as 'AQUA FRESH 500m' at 00:02.13, expected 'AQUA FRESH 500ml'``.
+The bounds, their side, the worst-frame column and the reviewer's explanation of every metric live in its
+check's declaration (``qa/checks/*.py``, listed in ``qa.registry``); this module only applies them. A variant's
+bounds are its mode's, widened by the noise floors measured on its source (``Metric.floor``) and with its
+campaign's overrides (``Facts.overrides``). A metric that could not be measured (NaN) is *not judged*: it
+neither fails nor passes, and the report says so. Each failed expectation becomes a reason a reviewer can act
+on, with the timecode of the worst frame, e.g. ``label read as 'AQUA FRESH 500m' at 00:02.13 ...``.
 """
 
 from __future__ import annotations
@@ -15,48 +16,13 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
+from qa.checks.base import Failure, Metric
+from qa.registry import METRICS, bounds
 from ray32.timecode import format_seconds
 
 log = logging.getLogger(__name__)
-
-# metric -> (min, max) per mode; None = unbounded on that side.
-THRESHOLDS: dict[str, dict[str, tuple[float | None, float | None]]] = {
-    "adhere": {
-        "label_text_match_rate": (0.8, None),
-        "label_artwork_similarity_min": (0.9, None),
-        "label_drift_max_px": (None, 3.0),
-        "identity_distance_max": (None, 0.4),
-        "face_lost_frames": (None, 0),
-        "flicker_max": (None, 1.0),
-        "luma_jump_max": (None, 1.0),
-        "motion_flow_error_max_px": (None, 0.5),
-        "motion_step_ratio_min": (0.5, None),
-        "motion_step_ratio_max": (None, 1.6),
-        "structure_edge_min": (0.85, None),
-        "colour_shift_max": (None, 2.0),
-        "clipped_excess_max": (None, 0.01),
-        "crushed_excess_max": (None, 0.01),
-        "frame_count_delta": (0, 0),
-        "fps_equal": (1, 1),
-        "keyframe_ssim_min": (0.7, None),
-        "max_cll_nits": (None, 1000.0),
-    },
-}
-THRESHOLDS["flex"] = {**THRESHOLDS["adhere"], "label_drift_max_px": (None, 4.0), "identity_distance_max": (None, 0.45),
-                      "face_lost_frames": (None, 1), "flicker_max": (None, 1.5), "luma_jump_max": (None, 1.5),
-                      "motion_flow_error_max_px": (None, 0.8), "motion_step_ratio_min": (0.4, None),
-                      "motion_step_ratio_max": (None, 1.8), "structure_edge_min": (0.7, None),
-                      "colour_shift_max": (None, 3.0), "keyframe_ssim_min": (0.6, None)}
-THRESHOLDS["reimagine"] = {**THRESHOLDS["flex"], "label_drift_max_px": (None, 6.0), "identity_distance_max": (None, 0.5),
-                           "face_lost_frames": (None, 2), "flicker_max": (None, 2.5), "luma_jump_max": (None, 2.5),
-                           "motion_flow_error_max_px": (None, 1.5), "motion_step_ratio_min": (0.3, None),
-                           "motion_step_ratio_max": (None, 2.2), "structure_edge_min": (0.4, None),
-                           "colour_shift_max": (None, 8.0), "clipped_excess_max": (None, 0.03),
-                           "crushed_excess_max": (None, 0.03), "keyframe_ssim_min": (0.5, None)}
-COLOUR_METRICS = ("colour_shift_max",)
 
 
 @dataclass
@@ -74,52 +40,42 @@ class Verdict:
         return "pass" if self.passed else "fail"
 
 
-def thresholds_for(mode: str, overrides: dict | None = None, grade: bool = False) -> dict[str, tuple]:
-    """The (min, max) bounds for a mode, with a campaign's overrides applied and colour metrics dropped for a
-    graded variant.
-
-    Raises:
-        ValueError: an unknown mode or an override for an unknown metric (the message lists the known ones).
-    """
-    if mode not in THRESHOLDS:
-        raise ValueError(f"unknown mode {mode!r}; use one of {sorted(THRESHOLDS)}")
-    bounds = dict(THRESHOLDS[mode])
-    for metric, spec in (overrides or {}).items():
-        if metric not in bounds:
-            raise ValueError(f"override for unknown metric {metric!r}; known metrics: {sorted(bounds)}")
-        lo, hi = bounds[metric]
-        bounds[metric] = (spec.get("min", lo), spec.get("max", hi))
-    if grade:
-        for m in COLOUR_METRICS:
-            bounds.pop(m, None)
-    return bounds
+def thresholds_for(mode: str, overrides: dict | None = None, summary: dict | None = None) -> dict[str, tuple]:
+    """The (min, max) bounds of every metric for a mode (``qa.registry.bounds``)."""
+    return bounds(mode, summary, overrides)
 
 
-def build_suite(name: str, bounds: dict[str, tuple], columns: Iterable[str]):
+def variant_bounds(qa) -> dict[str, tuple]:
+    """The bounds one variant (``qa.metrics.VariantQA``) is judged by: its mode, its source's noise floors, its
+    overrides, and only the metrics whose ``when`` holds for its facts."""
+    b = bounds(qa.facts.mode, qa.summary, qa.facts.overrides)
+    return {k: v for k, v in b.items() if METRICS[k][1].when is None or METRICS[k][1].when(qa.facts)}
+
+
+def build_suite(name: str, bounds_: dict[str, tuple], columns: Iterable[str]):
     """A Great Expectations suite: one ``ExpectColumnValuesToBeBetween`` per bounded metric present."""
     import great_expectations as gx
 
     suite = gx.ExpectationSuite(name=name)
-    for metric, (lo, hi) in bounds.items():
-        if metric in columns:
+    for metric, (lo, hi) in bounds_.items():
+        if metric in columns and (lo is not None or hi is not None):
             suite.add_expectation(gx.expectations.ExpectColumnValuesToBeBetween(
                 column=metric, min_value=lo, max_value=hi, meta={"metric": metric}))
     return suite
 
 
-def validate(table: pd.DataFrame, overrides: dict[str, dict] | None = None) -> dict[str, dict[str, dict]]:
-    """Validate the metrics table (``qa.metrics.metrics_table``) with the suite of each row's mode.
+def validate(table: pd.DataFrame, variant_bounds_: dict[str, dict[str, tuple]]) -> dict[str, dict[str, dict]]:
+    """Validate the metrics table (``qa.metrics.metrics_table``): variants with the same bounds in one suite.
 
     Args:
-        table: one row per variant with ``variant``, ``mode``, ``grade`` and metric columns.
-        overrides: variant -> its campaign overrides (``{"metric": {"min":.., "max":..}}``).
+        table: one row per variant with ``variant`` and metric columns.
+        variant_bounds_: variant -> its bounds (``variant_bounds``).
 
     Returns:
         variant -> {failed metric -> {"value", "min", "max"}} (an empty dict for a variant that passed).
     """
     import great_expectations as gx
 
-    overrides = overrides or {}
     failed: dict[str, dict[str, dict]] = {v: {} for v in table["variant"]}
     if table.empty:
         return failed
@@ -132,22 +88,21 @@ def validate(table: pd.DataFrame, overrides: dict[str, dict] | None = None) -> d
     source = ctx.data_sources.add_pandas(name="qa")
     asset = source.add_dataframe_asset(name="metrics")
     batch_def = asset.add_batch_definition_whole_dataframe("run")
-    keys = [(r.mode, bool(r.grade), json.dumps(overrides.get(r.variant, {}), sort_keys=True))
-            for r in table.itertuples()]
-    numeric = table.drop(columns=["variant", "mode", "grade"]).apply(pd.to_numeric, errors="coerce")
-    for key in sorted(set(keys)):
-        mode, grade, ov = key
+    keys = [json.dumps(variant_bounds_[v], sort_keys=True) for v in table["variant"]]
+    numeric = table.drop(columns=[c for c in ("variant", "mode", "grade") if c in table]).apply(
+        pd.to_numeric, errors="coerce")
+    for n, key in enumerate(sorted(set(keys))):
         rows = [k == key for k in keys]
         part = pd.concat([table.loc[rows, ["variant"]], numeric.loc[rows]], axis=1).reset_index(drop=True)
-        bounds = thresholds_for(mode, json.loads(ov), grade)
-        suite = build_suite(f"qa-{mode}{'-graded' if grade else ''}", bounds, part.columns)
+        b = {m: tuple(v) for m, v in json.loads(key).items()}
+        suite = build_suite(f"qa-{n}", b, part.columns)
         batch = batch_def.get_batch(batch_parameters={"dataframe": part})
         result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
         for r in result.results:
             if r.success:
                 continue
             metric = r.expectation_config.kwargs["column"]
-            lo, hi = bounds[metric]
+            lo, hi = b[metric]
             for idx in r.result.get("unexpected_index_list") or []:
                 i = idx["index"] if isinstance(idx, dict) else idx
                 variant = part.loc[i, "variant"]
@@ -155,103 +110,49 @@ def validate(table: pd.DataFrame, overrides: dict[str, dict] | None = None) -> d
     return failed
 
 
-def _t(frame, fps) -> str:
-    return format_seconds(int(frame) / fps)
+def _num(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3g}"
 
 
-def _at(frame, fps) -> str:
-    return "" if frame is None else f" at {_t(frame, fps)}"
-
-
-def _limit(lo, hi) -> str:
+def limit_text(lo, hi) -> str:
+    """A bound in words: "limit 3", "needs at least 0.8", "must be 0"."""
     if lo is not None and hi is not None and lo == hi:
-        return f"must be {lo:g}"
+        return f"must be {_num(lo)}"
+    if hi is not None and lo is not None:
+        return f"between {_num(lo)} and {_num(hi)}"
     if hi is not None:
-        return f"limit {hi:g}"
-    return f"needs at least {lo:g}"
+        return f"limit {_num(hi)}"
+    return f"needs at least {_num(lo)}"
 
 
-def _worst(frames: pd.DataFrame, column: str, largest: bool):
-    if column not in frames:
+def worst_frame(frames: pd.DataFrame, m: Metric) -> int | None:
+    """The frame the metric's ``worst`` column locates (largest for "max", smallest for "min")."""
+    if m.worst is None or m.worst not in frames:
         return None
-    col = pd.to_numeric(frames[column], errors="coerce").dropna()
+    col = pd.to_numeric(frames[m.worst], errors="coerce").dropna()
     if col.empty:
         return None
-    return col.idxmax() if largest else col.idxmin()
+    return int(col.idxmin() if m.side == "min" else col.idxmax())
+
+
+def explain(qa, name: str, f: dict) -> tuple[str, int | None]:
+    """A reviewer's reason for one failed metric (its declaration's ``explain``) and the worst frame."""
+    m = METRICS[name][1]
+    v, lo, hi = f["value"], f["min"], f["max"]
+    i = worst_frame(qa.frames, m)
+    at = "" if i is None else f" at {format_seconds(i / qa.fps)}"
+    lim = limit_text(lo, hi)
+    failure = Failure(metric=m, value=v, bound=hi if m.side == "max" else lo, limit=lim, frame=i, at=at, qa=qa)
+    if callable(m.explain):
+        got = m.explain(failure)
+        return got if isinstance(got, tuple) else (got, i)
+    return m.explain.format(name=name, value=v, limit=lim, at=at, bound=failure.bound, unit=m.unit,
+                            frame=i), i
 
 
 def reasons_for(qa, failed: dict[str, dict]) -> list[tuple[str, int | None]]:
     """Human reasons for the failed metrics of one variant (``qa.metrics.VariantQA``): (text, worst frame)."""
-    fr, fps, out = qa.frames, qa.fps, []
-    for metric, f in failed.items():
-        i = None
-        v, lo, hi = f["value"], f["min"], f["max"]
-        lim = _limit(lo, hi)
-        if metric == "label_text_match_rate":
-            bad = fr[fr.get("text_match").eq(False)] if "text_match" in fr else fr.iloc[0:0]
-            want = qa.facts.label.text if qa.facts.label else ""
-            if len(bad):
-                i = bad["cer"].astype(float).idxmax()
-                times = ", ".join(_t(k, fps) for k in bad.index[:6])
-                out.append(f"label read as '{bad.loc[i, 'ocr_text']}'{_at(i, fps)}, expected '{want}' "
-                           f"(wrong on {len(bad)} of {int(fr['text_match'].notna().sum())} checked frames: {times})")
-            else:
-                out.append(f"label text matched on only {v:.0%} of checked frames ({lim})")
-        elif metric == "label_artwork_similarity_min":
-            i = _worst(fr, "artwork_similarity", False)
-            out.append(f"label does not look like the market artwork{_at(i, fps)} (similarity {v:.2f}, {lim})")
-        elif metric == "label_drift_max_px":
-            i = _worst(fr, "drift_px", True)
-            out.append(f"label drifted {v:.1f} px from its place on the product{_at(i, fps)} ({lim} px)")
-        elif metric == "identity_distance_max":
-            i = _worst(fr, "identity_distance", True)
-            out.append(f"face is not the source's person{_at(i, fps)} (identity distance {v:.2f}, {lim})")
-        elif metric == "face_lost_frames":
-            lost = fr.index[fr.get("face_lost", pd.Series(dtype=bool)).eq(True)] if "face_lost" in fr else []
-            i = lost[0] if len(lost) else None
-            out.append(f"face lost in {int(v)} checked frame(s): " + ", ".join(_t(k, fps) for k in lost[:6]))
-        elif metric == "flicker_max":
-            i = _worst(fr, "flicker", True)
-            out.append(f"flicker{_at(i, fps)}: {v:.1f} grey levels of frame-to-frame change the source's "
-                       f"motion does not explain ({lim})")
-        elif metric == "luma_jump_max":
-            i = _worst(fr, "luma_jump", True)
-            out.append(f"brightness jumps {v:.1f} grey levels{_at(i, fps)} where the source's does not ({lim})")
-        elif metric == "motion_flow_error_max_px":
-            i = _worst(fr, "flow_error_px", True)
-            out.append(f"motion differs from the source{_at(i, fps)} (flow error {v:.2f} px, {lim} px)")
-        elif metric == "motion_step_ratio_min":
-            i = _worst(fr[fr["src_motion_px"] > 0.25] if "src_motion_px" in fr else fr, "step_ratio", False)
-            out.append(f"frozen or duplicated frame{_at(i, fps)}: the picture changes {v:.0%} as much as the "
-                       f"source's ({lim})")
-        elif metric == "motion_step_ratio_max":
-            i = _worst(fr[fr["src_motion_px"] > 0.25] if "src_motion_px" in fr else fr, "step_ratio", True)
-            out.append(f"skipped frame{_at(i, fps)}: the picture jumps {v:.1f}x as far as the source's ({lim})")
-        elif metric == "structure_edge_min":
-            i = _worst(fr, "edge_similarity", False)
-            out.append(f"layout departs from the source{_at(i, fps)} (edge similarity {v:.2f}, {lim})")
-        elif metric == "colour_shift_max":
-            i = _worst(fr, "colour_shift", True)
-            out.append(f"colours shifted by delta E {v:.1f} against the source{_at(i, fps)} ({lim}); "
-                       "set grade if the change is intended")
-        elif metric in ("clipped_excess_max", "crushed_excess_max"):
-            what = "clipped highlights" if metric.startswith("clipped") else "crushed blacks"
-            out.append(f"{what}: {v:.1%} more of the picture than the source ({lim:s})")
-        elif metric == "frame_count_delta":
-            n = qa.frame_count
-            out.append(f"output has {n + int(v)} frames, the source {n}: frames were "
-                       f"{'dropped' if v < 0 else 'added'} ({abs(int(v))})")
-        elif metric == "fps_equal":
-            out.append("output frame rate differs from the source's")
-        elif metric == "keyframe_ssim_min":
-            i = _worst(fr, "keyframe_ssim", False)
-            out.append(f"keyframe{_at(i, fps)} does not match its guide (SSIM {v:.2f}, {lim})")
-        elif metric == "max_cll_nits":
-            out.append(f"MaxCLL {v:.0f} cd/m² exceeds the mastering display ({lim})")
-        else:
-            out.append(f"{metric} = {v:g} ({lim})")
-        out[-1] = (out[-1], None if i is None else int(i))
-    return out
+    return [explain(qa, name, f) for name, f in failed.items()]
 
 
 def verdicts(results: list, table: pd.DataFrame | None = None) -> dict[str, Verdict]:
@@ -267,10 +168,16 @@ def verdicts(results: list, table: pd.DataFrame | None = None) -> dict[str, Verd
     from qa.metrics import metrics_table
 
     table = metrics_table(results) if table is None else table
-    failed = validate(table, {r.variant: r.facts.overrides for r in results})
+    failed = validate(table, {r.variant: variant_bounds(r) for r in results})
     out = {}
     for r in results:
         f = failed.get(r.variant, {})
         why = reasons_for(r, f)
         out[r.variant] = Verdict(r.variant, not f, [w for w, _ in why], f, [k for _, k in why])
     return out
+
+
+def not_judged(qa) -> list[str]:
+    """The judged metrics this variant could not measure (NaN), e.g. no face in the source."""
+    return [k for k in variant_bounds(qa) if k in qa.summary and isinstance(qa.summary[k], float)
+            and math.isnan(qa.summary[k])]

@@ -8,7 +8,8 @@ A facts file is JSON (or a dict built by the campaign flow)::
                "truth": "demo_shot.truth.json"},                           # or "track": per-frame quads
      "identity": {"reference": "faces/lead.png"},                           # optional; default: the source's face
      "keyframes": [{"time": "2.5", "guide": "guides/k1.png"}],
-     "grade": false,                                                        # true: a colour change is intended
+     "grade": {"temperature": 3800, "exposure": 0.25, "lut": "golden.cube"},   # the intended grade (the
+                                                                            # request's grade), or null
      "overrides": {"identity_distance_max": {"max": 0.5}}}                  # per-campaign thresholds
 
 Paths are relative to the facts file. ``facts_from_request`` builds the same from a planned variant's
@@ -71,18 +72,28 @@ class Facts(BaseModel):
     label: LabelFacts | None = None
     identity: IdentityFacts = Field(default_factory=IdentityFacts)
     keyframes: list[KeyframeFacts] = Field(default_factory=list)
-    grade: bool = False
+    grade: dict[str, Any] | None = None
     overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    @field_validator("grade", mode="before")
+    @classmethod
+    def _grade(cls, v):
+        if v is None or v is False:
+            return None
+        if v is True:
+            raise ValueError("give the intended grade itself (the request's grade: temperature, tint, exposure, "
+                             "contrast, saturation, lut, keyframes), not true, so QA can judge against it")
+        return v
 
     @field_validator("overrides")
     @classmethod
     def _known_metrics(cls, v):
-        from qa.expectations import THRESHOLDS
+        from qa.registry import metric_names
 
-        known = THRESHOLDS["adhere"]
+        known = metric_names()
         bad = sorted(set(v) - set(known))
         if bad:
-            raise ValueError(f"unknown metric(s) {bad}; known metrics: {sorted(known)}")
+            raise ValueError(f"unknown QA metric(s) {', '.join(map(repr, bad))}; valid metrics: {', '.join(known)}")
         for metric, spec in v.items():
             if set(spec) - {"min", "max"}:
                 raise ValueError(f"{metric}: give 'min' and/or 'max', got {sorted(spec)}")
@@ -96,8 +107,11 @@ class Facts(BaseModel):
 
         label = self.label.model_copy(update={"artwork": fix(self.label.artwork), "truth": fix(self.label.truth)}) \
             if self.label else None
+        grade = self.grade
+        if grade and grade.get("lut") and not Path(grade["lut"]).is_absolute():
+            grade = {**grade, "lut": str(base / grade["lut"])}
         return self.model_copy(update={
-            "label": label,
+            "label": label, "grade": grade,
             "identity": self.identity.model_copy(update={"reference": fix(self.identity.reference)}),
             "keyframes": [k.model_copy(update={"guide": fix(k.guide)}) for k in self.keyframes]})
 
@@ -145,6 +159,6 @@ def facts_from_request(request: dict, *, variant: str, variant_id: str | None = 
                   "frame": swap.get("frame", 0)} if swap else None,
         "identity": {"reference": face["reference"]} if face else {},
         "keyframes": [{"time": k["time"], "guide": k.get("guide")} for k in request.get("keyframes", [])],
-        "grade": bool(request.get("grade")), "overrides": overrides or {},
+        "grade": request.get("grade") or None, "overrides": overrides or {},
     }
     return parse_facts(data, where=f"variant {variant}", base=base)

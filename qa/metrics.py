@@ -1,9 +1,13 @@
-"""Running the checks over a source/output pair and building the per-run metrics table.
+"""The one measuring path: run every declared check (``qa.registry.CHECKS``) over a source/output pair.
 
-``measure_frames`` walks both clips chunk by chunk (frames at an analysis size for flow, flicker, structure
-and exposure; full-size frames kept only at the sampled indices for OCR, faces, keyframes and the report), so
-memory is bounded by one chunk plus the samples. ``measure_clips`` decodes two files with
-``ray32.shot.read_chunks`` and loads the images the facts name. ``metrics_table`` makes one row per variant.
+``measure`` is what ``ray32 qa`` and the campaign run both call. It decodes the source and the output once,
+chunk by chunk, and builds per chunk what the checks declare they need (``qa.checks.base``): frames at an
+analysis size, the *intended reference* (the source with the market label swapped in and the variant's grade
+applied, made with the same ``ray32`` code the composite engine uses), the mask of the regions whose change is
+intended, consecutive-frame flows and steps, and full-size frames (kept only at the sampled indices). Memory is
+bounded by one chunk plus the samples. Source-side measurements (flows, warp residuals, edges, face
+embeddings) are kept in ``cache``, shared by every variant of one shot.
+``metrics_table`` makes one row per variant.
 """
 
 from __future__ import annotations
@@ -19,23 +23,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qa.checks import CheckResult
-from qa.checks.exposure import exposure_check, hdr_light_levels, summarise_exposure
+from qa.checks.base import Batch, Clip
 from qa.checks.geometry import fit_size, gray, resize
-from qa.checks.identity import face_embedding, identity_check
-from qa.checks.label import label_check
-from qa.checks.motion import dis_flows, motion_check, summarise_motion
-from qa.checks.structure import structure_check, summarise_structure
-from qa.checks.temporal import summarise_temporal, temporal_check
-from qa.checks.timing import keyframe_check, timing_check
+from qa.checks.identity import face_embedding
+from qa.checks.motion import dis_flows, steps
 from qa.facts import Facts, QaError
+from qa.registry import CHECKS
 
 log = logging.getLogger(__name__)
 
 ANALYSIS_SIDE = 512
 """Longest side of the frames flow, flicker, structure and exposure are measured on."""
 SAMPLES = 9
-"""Frames (evenly spread, first and last included) on which OCR and face identity run."""
+"""Frames (evenly spread, first and last included) OCR always reads and the report shows."""
+LABEL_MARGIN = 0.12
+"""The label region left out of whole-frame checks: the quad grown by this share of its size."""
 
 
 @dataclass
@@ -44,12 +46,14 @@ class VariantQA:
 
     Attributes:
         variant: its name (slug). facts: what it was checked against.
-        summary: metric name -> number (one row of the metrics table).
+        summary: metric name -> number (one row of the metrics table; NaN: not judged).
         frames: per-frame numbers of every check (index: frame index), outer-joined.
         fps: the source's frame rate (for timecodes). frame_count: the source's frame count.
-        thumbs: frame index -> (source JPEG bytes, output JPEG bytes) at the sampled and keyframe indices.
+        thumbs: frame index -> (source JPEG, output JPEG) or (source, output, reference JPEG) at the sampled,
+            keyframe and worst frames.
         keyframes: the keyframe frame indices.
-        notes: things the checks could not do, in words.
+        notes: things the checks could not do or did not judge, in words.
+        judged_against: what the output was compared with, per check ("label" -> "...").
     """
 
     variant: str
@@ -58,9 +62,10 @@ class VariantQA:
     frames: pd.DataFrame
     fps: Fraction
     frame_count: int
-    thumbs: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
+    thumbs: dict[int, tuple[bytes, ...]] = field(default_factory=dict)
     keyframes: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    judged_against: dict[str, str] = field(default_factory=dict)
 
 
 def sample_indices(frame_count: int, count: int = SAMPLES, extra: Iterable[int] = ()) -> list[int]:
@@ -105,12 +110,78 @@ def _batches(src: Iterator, out: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
+class Reference:
+    """The intended reference: the market label swapped into the source and the variant's grade applied.
+
+    Built from the facts with ``ray32.label_lock.LabelSwapper`` and ``ray32.grade.Grader`` (what the composite
+    engine renders with, and what a label lock composites after any engine).
+    """
+
+    def __init__(self, facts: Facts, artwork: np.ndarray | None, fps: Fraction, frame_count: int,
+                 transfer: str = "bt709", primaries: str = "bt709"):
+        self.swapper = self.grader = None
+        parts = []
+        if facts.label is not None and artwork is not None:
+            from ray32.label_lock import LabelSwapper
+
+            self.swapper = LabelSwapper(artwork, transfer=transfer, primaries=primaries)
+            parts.append("the market artwork swapped onto the source's label")
+        if facts.grade:
+            from ray32.color import source_space
+            from ray32.errors import Ray32Error
+            from ray32.grade import Grader
+            from ray32.request import RenderRequest
+
+            try:
+                req = RenderRequest.model_validate({"grade": facts.grade})
+                keys = req.resolve_grade_keys(fps, frame_count) or [(0, req.grade.values())]
+                self.grader = Grader(keys, source_space(transfer, primaries), req.grade.lut)
+            except (Ray32Error, ValueError) as ex:
+                raise QaError(f"facts: the intended grade cannot be applied: {ex}") from ex
+            parts.append("the source through the variant's grade")
+        self.kind = " and ".join(parts) if parts else "the source"
+
+    @property
+    def intended(self) -> bool:
+        return self.swapper is not None or self.grader is not None
+
+    def __call__(self, i: int, image: np.ndarray, corners: np.ndarray | None) -> np.ndarray:
+        """The reference of ``image`` (frame ``i``, full size or a crop; ``corners`` of the label in its
+        pixels, or None), as a new array."""
+        img = np.array(image, copy=True)
+        if self.swapper is not None and corners is not None and np.all(np.isfinite(corners)):
+            img = self.swapper.apply(img, corners, inplace=True)
+        if self.grader is not None:
+            img = self.grader.apply(i, img)
+        return img
+
+    def close(self):
+        if self.grader is not None:
+            self.grader.close()
+
+
+def _keep_mask(size: tuple[int, int], quad: np.ndarray | None, scale: float) -> np.ndarray:
+    import cv2
+
+    from qa.checks.label import expand
+
+    keep = np.ones((size[1], size[0]), bool)
+    if quad is not None and np.all(np.isfinite(quad)):
+        poly = np.round(expand(quad, LABEL_MARGIN) * scale).astype(np.int32)
+        m = np.zeros_like(keep, np.uint8)
+        cv2.fillConvexPoly(m, poly, 1)
+        keep &= m == 0
+    return keep
+
+
 def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fraction, source_count: int,
                    output_count: int, output_fps: Fraction | None = None,
-                   label_track: dict[int, np.ndarray] | None = None, artwork: np.ndarray | None = None,
-                   identity_reference: np.ndarray | None = None, guides: dict[int, np.ndarray] | None = None,
-                   samples: int = SAMPLES, analysis_side: int = ANALYSIS_SIDE, chunk_frames: int = 16,
-                   cache: dict | None = None, progress: Callable[[int, int], None] | None = None) -> VariantQA:
+                   label_track: dict[int, np.ndarray] | None = None, label_score: dict[int, float] | None = None,
+                   artwork: np.ndarray | None = None, identity_reference: np.ndarray | None = None,
+                   guides: dict[int, np.ndarray] | None = None, samples: int = SAMPLES,
+                   analysis_side: int = ANALYSIS_SIDE, chunk_frames: int = 16, cache: dict | None = None,
+                   transfer: str = "bt709", primaries: str = "bt709", hdr: tuple[float, float] | None = None,
+                   checks=CHECKS, progress: Callable[[int, int], None] | None = None) -> VariantQA:
     """Run every check on a source/output pair given as streams of frames.
 
     Args:
@@ -118,14 +189,17 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         facts: the variant's facts (``qa.facts``).
         fps: the source's frame rate; ``output_fps`` the output's (default: the same).
         source_count, output_count: frame counts (from the probes).
-        label_track: frame index -> the source's label quad (4, 2) in source pixels; needed for the label check.
+        label_track: frame index -> the source's label quad (4, 2) in source pixels (NaN: not judged there).
+        label_score: frame index -> the tracker's confidence (0..1), when known.
         artwork: the market's label artwork (RGB) or None.
         identity_reference: the lock's reference face embedding (128,), or None to compare with the source's face.
         guides: keyframe frame index -> guide image.
-        samples: how many evenly spread frames get OCR and face identity.
+        samples: how many evenly spread frames OCR always reads.
         analysis_side: longest side of the frames for flow, flicker, structure and exposure.
-        cache: a dict kept by the caller between variants of the same source: the source's flows, steps and
-            face embeddings are computed once and reused.
+        cache: a dict kept by the caller between variants of the same source (source-side measurements).
+        transfer, primaries: the source's colour tags (for the reference's swap and grade).
+        hdr: (MaxCLL, MaxFALL) of an HDR output, measured by the caller.
+        checks: the checks to run (default: all of ``qa.registry.CHECKS``).
         progress: ``progress(done, total)`` in frames.
 
     Returns:
@@ -134,130 +208,130 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     cache = {} if cache is None else cache
     guides = guides or {}
     n = min(source_count, output_count)
+    reference = Reference(facts, artwork, fps, source_count, transfer, primaries)
+    clip = Clip(facts=facts, fps=Fraction(fps), output_fps=Fraction(output_fps or fps), source_count=source_count,
+                output_count=output_count, label_track=label_track, label_score=label_score, artwork=artwork,
+                identity_reference=identity_reference, guides=guides, reference_kind=reference.kind,
+                grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference)
     show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
-    picks = set(sample_indices(source_count, samples, set(guides) | show))
-    kept_src: dict[int, np.ndarray] = {}
-    kept_out: dict[int, np.ndarray] = {}
-    tables: dict[str, list[pd.DataFrame]] = {"temporal": [], "motion": [], "structure": [], "exposure": []}
-    notes: list[str] = []
-    worst: dict[str, tuple[float, int, bytes, bytes]] = {}  # metric -> (value, frame, src jpeg, out jpeg)
-    prev = None  # (index, src_small, out_small) of the frame before the batch
+    clip.sample_index = tuple(sample_indices(source_count, samples))
+    extra = set()
+    for c in checks:
+        if c.sample_frames is not None:
+            extra |= set(c.sample_frames(clip))
+    picks = set(clip.sample_index) | show | extra
+    streamed = [c for c in checks if c.streamed]
+    pairs = any("pairs" in c.needs for c in streamed)
+    tables: dict[str, list[pd.DataFrame]] = {c.name: [] for c in checks}
+    states = {c.name: clip.state.setdefault(c.name, {}) for c in checks}
+    kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    worst: dict[str, tuple[float, int, tuple[bytes, ...]]] = {}  # metric -> (badness, frame, JPEGs)
+    prev = None
     done = 0
-    size = None
-    for batch in _batches(_frames_of(source), _frames_of(output), chunk_frames):
-        first = batch[0][0]
-        s0, o0 = batch[0][1], batch[0][2]
-        if size is None:
-            size = fit_size(s0.shape[1], s0.shape[0], analysis_side)
-            if s0.shape[:2] != o0.shape[:2]:
-                notes.append(f"output is {o0.shape[1]}x{o0.shape[0]}, source {s0.shape[1]}x{s0.shape[0]}: the "
-                             "output is resized to the source's size for the pixel comparisons")
-        batch = [(i, s, o if o.shape[:2] == s.shape[:2] else resize(o, (s.shape[1], s.shape[0])))
-                 for i, s, o in batch]
-        for i, s, o in batch:
-            if i in picks:  # copies: a view would keep the decoder's whole chunk alive
-                kept_src[i], kept_out[i] = s.copy(), o.copy()
-        src_small = np.stack([resize(s, size) for _, s, _ in batch])
-        out_small = np.stack([resize(o, size) for _, _, o in batch])
-        tables["structure"].append(structure_check(src_small, out_small, first).frames)
-        tables["exposure"].append(exposure_check(src_small, out_small, first).frames)
-        if prev is not None:
-            src_seq = np.concatenate([prev[1][None], src_small])
-            out_seq = np.concatenate([prev[2][None], out_small])
-            pair_first = first
-        else:
-            src_seq, out_seq, pair_first = src_small, out_small, first + 1
-        if len(src_seq) > 1:
-            key = ("src_pairs", pair_first, len(src_seq), size)
-            if key not in cache:
-                sf = dis_flows(src_seq)
-                ss = np.array([np.abs(gray(src_seq[k + 1]).astype(np.float32) - gray(src_seq[k])).mean()
-                               for k in range(len(src_seq) - 1)])
-                cache[key] = (sf, ss)
-            src_flows, src_steps = cache[key]
-            out_flows = dis_flows(out_seq)
-            out_steps = np.array([np.abs(gray(out_seq[k + 1]).astype(np.float32) - gray(out_seq[k])).mean()
-                                  for k in range(len(out_seq) - 1)])
-            tables["temporal"].append(temporal_check(src_seq, out_seq, src_flows, out_flows, pair_first).frames)
-            tables["motion"].append(motion_check(src_flows, out_flows, src_steps, out_steps, pair_first).frames)
-        _keep_worst(worst, tables, batch)
-        prev = (batch[-1][0], src_small[-1], out_small[-1])
-        done += len(batch)
-        if progress:
-            progress(done, n)
-
-    joined = {k: pd.concat(v) if v else pd.DataFrame() for k, v in tables.items()}
+    size = scale = None
+    try:
+        for raw in _batches(_frames_of(source), _frames_of(output), chunk_frames):
+            first = raw[0][0]
+            s0, o0 = raw[0][1], raw[0][2]
+            if size is None:
+                size = fit_size(s0.shape[1], s0.shape[0], analysis_side)
+                scale = size[0] / s0.shape[1]
+                clip.analysis_size, clip.full_size = size, (s0.shape[1], s0.shape[0])
+                if s0.shape[:2] != o0.shape[:2]:
+                    clip.notes.append(f"output is {o0.shape[1]}x{o0.shape[0]}, source {s0.shape[1]}x{s0.shape[0]}: "
+                                      "the output is resized to the source's size for the pixel comparisons")
+            idx = np.array([i for i, _, _ in raw])
+            src_full = np.stack([s for _, s, _ in raw])
+            out_full = np.stack([o if o.shape[:2] == s.shape[:2] else resize(o, (s.shape[1], s.shape[0]))
+                                 for _, s, o in raw])
+            src = np.stack([resize(s, size) for s in src_full])
+            out = np.stack([resize(o, size) for o in out_full])
+            quads = [None if label_track is None or facts.label is None else label_track.get(int(i)) for i in idx]
+            if reference.intended:
+                ref = np.stack([reference(int(i), s, None if q is None else q * scale)
+                                for i, s, q in zip(idx, src, quads)])
+            else:
+                ref = src
+            keep = np.stack([_keep_mask(size, q, scale) for q in quads])
+            for k, i in enumerate(idx):
+                if int(i) in picks:  # copies: a view would keep the decoder's whole chunk alive
+                    r = reference(int(i), src_full[k], quads[k]) if reference.intended else src_full[k]
+                    kept[int(i)] = (src_full[k].copy(), out_full[k].copy(), np.array(r, copy=True))
+            batch = Batch(first=int(first), index=idx, src=src, out=out, ref=ref, keep=keep, src_full=src_full,
+                          out_full=out_full, prev=prev, clip=clip, state={}, ref_is_src=not reference.intended)
+            if pairs:
+                src_seq, out_seq, ref_seq, keep_seq = (batch.seq(w) for w in ("src", "out", "ref", "keep"))
+                batch.pair_first = int(first) if prev is not None else int(first) + 1
+                key = ("src_pairs", batch.pair_first, len(src_seq), size)
+                if key not in cache:
+                    cache[key] = (dis_flows(src_seq), steps(src_seq, keep_seq))
+                batch.src_flows, batch.src_steps = cache[key]
+                batch.out_flows = dis_flows(out_seq)
+                batch.out_steps = steps(out_seq, keep_seq)
+                batch.ref_steps = batch.src_steps if batch.ref_is_src else steps(ref_seq, keep_seq)
+            for c in streamed:
+                if "pairs" in c.needs and (batch.src_flows is None or len(batch.src_flows) == 0):
+                    continue
+                batch.state = states[c.name]
+                t = c.measure(batch)
+                if t is not None and not t.empty:
+                    tables[c.name].append(t)
+                    _keep_worst(worst, c, t, batch, quads, reference)
+            prev = (src[-1], out[-1], ref[-1], keep[-1])
+            done += len(raw)
+            if progress:
+                progress(done, n)
+    finally:
+        reference.close()
+    clip.samples = kept
     summary: dict[str, float] = {}
-    summary.update(summarise_temporal(joined["temporal"]))
-    summary.update(summarise_motion(joined["motion"]))
-    summary.update(summarise_structure(joined["structure"]))
-    summary.update(summarise_exposure(joined["exposure"]))
-    summary.update(timing_check(source_count, fps, output_count, output_fps or fps).summary)
-    results: list[CheckResult] = []
-
-    # Label: OCR, artwork similarity, drift on the samples.
-    if facts.label is not None:
-        if label_track is None:
-            notes.append("label not checked: no label track for the source")
-        else:
-            results.append(label_check(kept_out, {i: label_track[i] for i in kept_out if i in label_track},
-                                       facts.label.text, artwork))
-    # Identity: face embeddings on the samples.
-    if facts.identity.check:
-        src_emb = cache.setdefault("src_faces", {})  # index -> (embedding, box) or None
-        for i in kept_src:
-            if i not in src_emb:
-                src_emb[i] = face_embedding(kept_src[i])
-        out_emb = {}
-        for i in kept_out:
-            near = src_emb[i][1] if src_emb.get(i) is not None else None
-            found = face_embedding(kept_out[i], near=near)
-            out_emb[i] = None if found is None else found[0]
-        ref = identity_reference if identity_reference is not None else \
-            {i: None if src_emb[i] is None else src_emb[i][0] for i in kept_src}
-        res = identity_check(out_emb, ref)
-        if res.summary["face_frames"] == 0:
-            notes.append("identity not checked: no face found in the source's sampled frames")
-        results.append(res)
-    if guides:
-        results.append(keyframe_check(kept_out, guides))
-    for r in results:
-        summary.update(r.summary)
-    per_frame = pd.concat([t for t in joined.values() if not t.empty] + [r.frames for r in results
-                                                                           if not r.frames.empty], axis=1)
-    per_frame = per_frame.T.groupby(level=0).first().T if per_frame.columns.duplicated().any() else per_frame
-    per_frame = per_frame.sort_index()
-    thumbs = {i: (jpeg(kept_src[i]), jpeg(kept_out[i])) for i in sorted(kept_out)}
-    for _, i, sj, oj in worst.values():
-        thumbs.setdefault(i, (sj, oj))
-    return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=per_frame, fps=Fraction(fps),
-                     frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=notes)
+    per_frame = []
+    judged_against = {}
+    for c in checks:
+        t = pd.concat(tables[c.name]) if tables[c.name] else pd.DataFrame()
+        res = c.finish(t, clip)
+        summary.update(res.summary)
+        if not res.frames.empty:
+            per_frame.append(res.frames)
+        judged_against[c.name] = c.about
+    frames = pd.concat(per_frame, axis=1) if per_frame else pd.DataFrame()
+    if not frames.empty and frames.columns.duplicated().any():
+        frames = frames.loc[:, ~frames.columns.duplicated()]
+    frames = frames.sort_index()
+    frames.index.name = "frame"
+    thumbs = {}
+    for i in sorted(kept):
+        s, o, r = kept[i]
+        thumbs[i] = (jpeg(s), jpeg(o), jpeg(r)) if reference.intended else (jpeg(s), jpeg(o))
+    for _, i, jp in worst.values():
+        thumbs.setdefault(i, jp)
+    judged_against["reference"] = reference.kind
+    return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=frames, fps=Fraction(fps),
+                     frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=clip.notes,
+                     judged_against=judged_against)
 
 
-# per-frame column -> True when larger is worse; the worst frame of each is kept as a thumbnail for the report
-_WATCH = {"flicker": True, "luma_jump": True, "flow_error_px": True, "step_ratio": None, "colour_shift": True,
-          "edge_similarity": False}
-
-
-def _keep_worst(worst: dict, tables: dict, batch: list) -> None:
-    """Remember the worst frame so far of each watched per-frame metric, as JPEGs (bounded memory)."""
-    by_index = {i: (s, o) for i, s, o in batch}
-    for name in ("temporal", "motion", "structure", "exposure"):
-        if not tables[name]:
+def _keep_worst(worst: dict, check, table: pd.DataFrame, batch: Batch, quads: list, reference) -> None:
+    """Remember, as JPEGs, the worst frame so far of each of ``check``'s metrics that has a worst column, so the
+    report can show source, output and reference of a failure side by side (bounded memory)."""
+    pos = {int(i): k for k, i in enumerate(batch.index)}
+    for m in check.metrics:
+        if m.worst is None or m.worst not in table:
             continue
-        t = tables[name][-1]
-        for col, larger in _WATCH.items():
-            if col not in t or t.empty:
-                continue
-            vals = t[col].astype(float)
-            if larger is None:  # a ratio: worst is farthest from 1 (in log terms)
-                vals = np.abs(np.log(np.clip(vals, 1e-3, None)))
-                larger = True
-            i = int(vals.idxmax() if larger else vals.idxmin())
-            v = float(vals[i]) if larger else -float(vals[i])
-            if i in by_index and (col not in worst or v > worst[col][0]):
-                s, o = by_index[i]
-                worst[col] = (v, i, jpeg(s), jpeg(o))
+        col = pd.to_numeric(table[m.worst], errors="coerce").dropna()
+        col = col[[i in pos for i in col.index]]
+        if col.empty:
+            continue
+        i = int(col.idxmin() if m.side == "min" else col.idxmax())
+        bad = -float(col[i]) if m.side == "min" else float(col[i])
+        if m.name in worst and worst[m.name][0] >= bad:
+            continue
+        k = pos[i]
+        s, o = batch.src_full[k], batch.out_full[k]
+        jp = (jpeg(s), jpeg(o))
+        if reference.intended:
+            jp += (jpeg(reference(i, s, quads[k])),)
+        worst[m.name] = (bad, i, jp)
 
 
 def _image(path: Path, what: str) -> np.ndarray:
@@ -271,16 +345,31 @@ def _image(path: Path, what: str) -> np.ndarray:
         raise QaError(f"{path}: {what} is not an image Pillow can read ({ex})") from ex
 
 
-def source_label_track(facts: Facts, source_path: Path, fps: Fraction, frame_count: int) -> dict[int, np.ndarray] | None:
-    """The source's label quad per frame: from the facts (``track`` or a demo ``truth`` file), else tracked
-    with ``ray32.label_track.track_label`` from ``corners`` at ``frame``.
+def label_frame(facts: Facts, fps: Fraction, frame_count: int) -> int:
+    """The label's reference frame, read exactly as ``ray32.request`` reads ``label_swap.frame`` (an int or a
+    string of digits is a frame number; other strings are times)."""
+    from ray32.request import RequestError, resolve_frame
+
+    try:
+        return resolve_frame(facts.label.frame, fps, frame_count, what="label.frame")
+    except RequestError as ex:
+        raise QaError(f"facts: {ex}") from ex
+
+
+def source_label_track(facts: Facts, source, fps: Fraction, frame_count: int):
+    """The source's label quad per frame and the tracker's confidence: from the facts (``track`` or a demo
+    ``truth`` file), else tracked with ``ray32.label_track.track_label`` from ``corners`` at ``frame``.
+
+    Returns:
+        (frame -> quad (NaN where the track is weak), frame -> score or None), or (None, None) without a label.
 
     Raises:
         QaError: the facts give neither a track nor corners, or the track has the wrong length.
     """
     lab = facts.label
     if lab is None:
-        return None
+        return None, None
+    score = None
     if lab.track is not None:
         arr = np.asarray(lab.track, float)
     elif lab.truth is not None:
@@ -290,19 +379,11 @@ def source_label_track(facts: Facts, source_path: Path, fps: Fraction, frame_cou
             raise QaError(f"{lab.truth}: label truth file does not exist; fix label.truth in the facts file")
         arr = load_truth(lab.truth).label_corners
     elif lab.corners is not None:
-        try:
-            from ray32.label_track import track_label
-        except ImportError as ex:
-            raise QaError("label.corners needs ray32.label_track, which this installation lacks; give the "
-                          "per-frame quads as label.track instead") from ex
-        from ray32.shot import open_shot
-        from ray32.timecode import parse_time
+        from ray32.label_track import track_label
+        from ray32.shot import Shot, open_shot
 
-        ref = parse_time(lab.frame, fps) if isinstance(lab.frame, str) else int(lab.frame)
-        track = track_label(open_shot(source_path, detect_cuts=False), ref, np.asarray(lab.corners, float))
-        arr = np.asarray(track.corners, float)
-        if getattr(track, "valid", None) is not None:
-            arr[~np.asarray(track.valid, bool)] = np.nan
+        shot = source if isinstance(source, Shot) else open_shot(source, detect_cuts=False)
+        return track_dict(track_label(shot, label_frame(facts, fps, frame_count), np.asarray(lab.corners, float)))
     else:
         raise QaError("facts: label needs 'corners' (the label quad in the source at 'frame'), 'track' or 'truth' "
                       "so that QA knows where the label is")
@@ -311,33 +392,49 @@ def source_label_track(facts: Facts, source_path: Path, fps: Fraction, frame_cou
     if len(arr) != frame_count:
         raise QaError(f"facts: the label track has {len(arr)} frames, the source {frame_count}; give one quad per "
                       "source frame")
-    return {i: arr[i] for i in range(len(arr))}
+    return {i: arr[i] for i in range(len(arr))}, score
 
 
-def measure_clips(source_path: str | os.PathLike, output_path: str | os.PathLike, facts: Facts, *,
-                  samples: int = SAMPLES, analysis_side: int = ANALYSIS_SIDE, label_track=None,
-                  cache: dict | None = None, progress: Callable[[int, int], None] | None = None) -> VariantQA:
-    """Probe and decode a source and an output clip and run every check (``measure_frames``).
+def track_dict(track) -> tuple[dict, dict | None]:
+    """A ``ray32.label_track.LabelTrack`` (or frame -> quad mapping) as (frame -> quad with NaN where the fit is
+    weak, frame -> confidence)."""
+    if hasattr(track, "corners"):
+        corners = np.asarray(track.corners, float).copy()
+        corners[~np.asarray(track.valid, bool)] = np.nan  # weak fits are not judged, not guessed
+        score = np.asarray(getattr(track, "score", np.ones(len(corners))), float)
+        return {i: corners[i] for i in range(len(corners))}, {i: float(score[i]) for i in range(len(score))}
+    return dict(track), None
+
+
+def measure(source, output, facts: Facts, *, label_track=None, samples: int = SAMPLES,
+            analysis_side: int = ANALYSIS_SIDE, cache: dict | None = None,
+            progress: Callable[[int, int], None] | None = None) -> VariantQA:
+    """Probe and decode a source and an output clip and run every check: the one measuring path of
+    ``ray32 qa`` and of the campaign run.
 
     Args:
-        source_path, output_path: the clips.
+        source: the source clip's path, or an opened (possibly trimmed) ``ray32.shot.Shot``.
+        output: the output clip's path.
         facts: the variant's facts (``qa.facts.load_facts`` / ``facts_from_request``).
-        samples, analysis_side: see ``measure_frames``.
         label_track: the source's label track when the caller has it (``Prepared.label_track``: a
             ``ray32.label_track.LabelTrack``, or frame -> (4, 2) quads); otherwise it comes from the facts.
-        cache: shared between variants of one source (see ``measure_frames``).
+        samples, analysis_side: see ``measure_frames``.
+        cache: shared between variants of one source (source-side measurements; ``measure_frames``).
         progress: ``progress(done, total)`` in frames.
 
     Returns:
-        ``VariantQA`` (with ``max_cll_nits``/``max_fall_nits`` in the summary for HDR output).
+        ``VariantQA`` (with ``max_cll_nits``/``max_fall_nits`` for HDR output).
 
     Raises:
         ShotError: a clip cannot be read. QaError: the facts name images that cannot be read.
     """
-    from ray32.shot import probe, read_chunks
-    from ray32.timecode import parse_time
+    from ray32.shot import Shot, probe, read_chunks
 
-    src_info, out_info = probe(source_path), probe(output_path)
+    src = source if isinstance(source, Shot) else None
+    src_info = src.info if src is not None else probe(source)
+    fps = src.fps if src is not None else src_info.fps
+    count = src.frame_count if src is not None else src_info.frame_count
+    out_info = probe(output)
     artwork = _image(facts.label.artwork, "label artwork") if facts.label and facts.label.artwork else None
     reference = None
     if facts.identity.reference is not None:
@@ -346,38 +443,45 @@ def measure_clips(source_path: str | os.PathLike, output_path: str | os.PathLike
             raise QaError(f"{facts.identity.reference}: no face found in the identity reference image")
         reference = found[0]
     guides = {}
-    for k in facts.keyframes:
-        if k.guide is not None:
-            guides[parse_time(k.time, src_info.fps)] = _image(k.guide, "keyframe guide")
+    if facts.keyframes:
+        from ray32.request import RequestError, resolve_frame
+
+        for k in facts.keyframes:
+            if k.guide is not None:
+                try:
+                    guides[resolve_frame(k.time, fps, count, what="keyframe time")] = _image(k.guide,
+                                                                                            "keyframe guide")
+                except RequestError as ex:
+                    raise QaError(f"facts: {ex}") from ex
     if label_track is not None and facts.label is not None:
-        if hasattr(label_track, "corners"):
-            corners = np.asarray(label_track.corners, float).copy()
-            corners[~np.asarray(label_track.valid, bool)] = np.nan  # weak fits are not guessed
-            track = {i: corners[i] for i in range(len(corners))}
-        else:
-            track = dict(label_track)
+        track, score = track_dict(label_track)
     else:
-        track = source_label_track(facts, Path(source_path), src_info.fps, src_info.frame_count)
-    qa = measure_frames(read_chunks(src_info), read_chunks(out_info), facts, fps=src_info.fps,
-                        source_count=src_info.frame_count, output_count=out_info.frame_count,
-                        output_fps=out_info.fps, label_track=track, artwork=artwork, identity_reference=reference,
-                        guides=guides, samples=samples, analysis_side=analysis_side, cache=cache,
-                        progress=progress)
+        track, score = source_label_track(facts, source, fps, count)
+    hdr = None
     if out_info.dynamic_range not in ("SDR", "sdr"):
-        from qa.checks.geometry import fit_size as _fit
+        from qa.checks.exposure import hdr_light_levels
         from ray32.shot import working_geometry
 
-        w, h = _fit(out_info.width, out_info.height, 256)
+        w, h = fit_size(out_info.width, out_info.height, 256)
         geo = working_geometry(out_info.width, out_info.height, max_width=w, max_height=h)
         cll = fall = 0.0
         for chunk in read_chunks(out_info, geometry=geo, output="linear"):
             c, f = hdr_light_levels(chunk.frames)
             cll, fall = max(cll, c), max(fall, f)
-        qa.summary["max_cll_nits"], qa.summary["max_fall_nits"] = cll, fall
-    return qa
+        hdr = (cll, fall)
+    return measure_frames(read_chunks(src if src is not None else src_info), read_chunks(out_info), facts,
+                          fps=fps, source_count=count, output_count=out_info.frame_count, output_fps=out_info.fps,
+                          label_track=track, label_score=score, artwork=artwork, identity_reference=reference,
+                          guides=guides, samples=samples, analysis_side=analysis_side, cache=cache,
+                          transfer=src_info.color_transfer, primaries=src_info.color_primaries, hdr=hdr,
+                          progress=progress)
+
+
+measure_clips = measure
+"""The former name of ``measure``."""
 
 
 def metrics_table(results: Iterable[VariantQA]) -> pd.DataFrame:
-    """One row per variant: ``variant``, ``mode``, ``grade`` and every summary metric."""
-    rows = [{"variant": r.variant, "mode": r.facts.mode, "grade": r.facts.grade, **r.summary} for r in results]
+    """One row per variant: ``variant``, ``mode`` and every summary number."""
+    rows = [{"variant": r.variant, "mode": r.facts.mode, **r.summary} for r in results]
     return pd.DataFrame(rows)

@@ -19,10 +19,13 @@ import numpy as np
 from ray32.timecode import format_seconds, format_timecode
 
 TEMPLATE = "report.html.j2"
-KEY_METRICS = ("label_text_match_rate", "label_artwork_similarity_min", "label_drift_max_px",
-               "identity_distance_max", "flicker_max", "luma_jump_max", "motion_flow_error_max_px",
-               "motion_step_ratio_min", "motion_step_ratio_max", "structure_edge_min", "colour_shift_max",
-               "frame_count_delta", "keyframe_ssim_min", "max_cll_nits")
+
+
+def key_metrics() -> list[str]:
+    """The metrics the report's table shows: those declared ``key`` by their checks, in ``qa.registry`` order."""
+    from qa.registry import CHECKS
+
+    return [m.name for c in CHECKS for m in c.metrics if m.key]
 
 
 def _b64(data: bytes) -> str:
@@ -38,8 +41,9 @@ def _plot_svg(qa, bounds: dict) -> str | None:
 
     fr, fps = qa.frames, float(qa.fps)
     panels = []
-    if "cer" in fr and fr["cer"].notna().any():
-        panels.append(("OCR match", (1 - fr["cer"].astype(float).clip(0, 1)).dropna(), None, "o-"))
+    if "label_similarity" in fr and fr["label_similarity"].notna().any():
+        lo = bounds.get("label_similarity_min", (None, None))[0]
+        panels.append(("label similarity", fr["label_similarity"].astype(float).dropna(), lo, "-"))
     if "identity_distance" in fr and fr["identity_distance"].notna().any():
         hi = bounds.get("identity_distance_max", (None, None))[1]
         panels.append(("identity distance", fr["identity_distance"].astype(float).dropna(), hi, "o-"))
@@ -58,8 +62,8 @@ def _plot_svg(qa, bounds: dict) -> str | None:
         ax.set_ylabel(title, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_xlim(0, t_end)
-        if title == "OCR match":
-            ax.set_ylim(-0.05, 1.05)
+        if title == "label similarity":
+            ax.set_ylim(min(0.5, float(series.min()) - 0.02), 1.01)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("time (s)", fontsize=8)
     fig.tight_layout()
@@ -69,47 +73,61 @@ def _plot_svg(qa, bounds: dict) -> str | None:
     return svg[svg.index("<svg"):]  # drop the XML prolog and doctype: inline SVG in HTML
 
 
+def _pair(qa, i: int) -> dict:
+    """The report images of frame ``i``: source, output and (when something is intended) the reference."""
+    t = qa.thumbs.get(i)
+    if t is None:
+        return {"src": None, "out": None, "ref": None}
+    return {"src": _b64(t[0]), "out": _b64(t[1]), "ref": _b64(t[2]) if len(t) > 2 else None}
+
+
 def _card(qa, verdict, approval: dict | None) -> dict:
-    from qa.expectations import thresholds_for
+    from qa.expectations import limit_text, not_judged, variant_bounds
+    from qa.registry import METRICS
 
     fps = qa.fps
-    bounds = thresholds_for(qa.facts.mode, qa.facts.overrides, qa.facts.grade)
+    bounds = variant_bounds(qa)
     n = qa.frame_count
     wanted = [("first", 0), ("middle", (n - 1) // 2), ("last", n - 1)] + [("keyframe", k) for k in qa.keyframes]
     pairs = []
     for what, i in wanted:
         if i in qa.thumbs:
-            s, o = qa.thumbs[i]
             pairs.append({"what": what, "frame": i, "tc": format_timecode(i, fps), "time": format_seconds(i / fps),
-                          "src": _b64(s), "out": _b64(o)})
+                          **_pair(qa, i)})
     failing = []
     for reason, i in zip(verdict.reasons, verdict.frames):
-        item = {"reason": reason, "frame": i, "tc": None, "time": None, "src": None, "out": None}
+        item = {"reason": reason, "frame": i, "tc": None, "time": None, "src": None, "out": None, "ref": None}
         if i is not None:
             item.update(tc=format_timecode(i, fps), time=format_seconds(i / fps))
-            if i in qa.thumbs:
-                item.update(src=_b64(qa.thumbs[i][0]), out=_b64(qa.thumbs[i][1]))
+            item.update(_pair(qa, _nearest(qa, i)))
         failing.append(item)
     metrics = []
-    for m in KEY_METRICS:
+    for m in key_metrics():
         v = qa.summary.get(m)
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            continue
         lo, hi = bounds.get(m, (None, None))
-        if lo is not None and lo == hi:
-            bound = f"= {lo:g}"
-        else:
-            bound = " ".join(x for x in (None if lo is None else f"≥ {lo:g}", None if hi is None else f"≤ {hi:g}") if x)
-        metrics.append({"name": m, "value": f"{v:.3g}" if isinstance(v, float) else str(v),
-                        "bound": bound,
-                        "failed": m in verdict.failed})
+        judged = not (v is None or (isinstance(v, float) and np.isnan(v)))
+        metrics.append({"name": m, "value": (f"{v:.3g}" if isinstance(v, float) else str(v)) if judged
+                        else "not judged", "bound": limit_text(lo, hi) if (lo is not None or hi is not None) else "",
+                        "unit": METRICS[m][1].unit, "failed": m in verdict.failed, "judged": judged})
     approval = approval or {}
+    against = getattr(qa, "judged_against", {}) or {}
     return {"variant": qa.variant, "variant_id": qa.facts.variant_id, "market": qa.facts.market,
             "mode": qa.facts.mode, "label": qa.facts.label.text if qa.facts.label else None,
             "verdict": verdict.state, "reasons": verdict.reasons, "failing": failing, "pairs": pairs,
             "plot": _plot_svg(qa, bounds), "metrics": metrics, "notes": qa.notes,
+            "reference": against.get("reference", "the source"),
+            "against": [{"check": k, "about": v} for k, v in against.items() if k != "reference" and v],
+            "not_judged_frames": int(qa.summary.get("label_not_judged_frames") or 0),
+            "not_judged": not_judged(qa),
             "approval": approval.get("state", "awaiting review"), "approved_by": approval.get("by"),
             "approved_at": approval.get("at"), "approval_note": approval.get("note")}
+
+
+def _nearest(qa, i: int) -> int:
+    """The frame with thumbnails nearest to ``i`` (the worst frame itself when it was kept)."""
+    if i in qa.thumbs or not qa.thumbs:
+        return i
+    return min(qa.thumbs, key=lambda k: abs(k - i))
 
 
 def render_report(results: list, verdicts: dict, *, title: str = "QA report",

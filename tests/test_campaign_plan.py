@@ -68,7 +68,7 @@ def test_variant_record_follows_the_contract(demo_plan):
         assert np.allclose(swap["corners"], truth["label_corners"][0], atol=0.01)
         assert {"kind": "label", "polygon": swap["corners"], "reference": swap["artwork"]} in req["locks"]
         assert v["engine"] == "composite" and v["outputs"] == ["draft"]
-        assert v["qa_overrides"] == {"label_corner_px": 2.0, "flicker": 0.02}
+        assert v["qa_overrides"] == {"label_corner_px": 2.0}
         json.dumps(v)  # a plain JSON-able record
 
 

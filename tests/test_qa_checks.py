@@ -1,33 +1,41 @@
-"""QA checks on real pixels: the demo shot, a clean label swap, a wrong market's label, and defects made from
-them (a duplicated frame, flicker, a colour cast, Grace Hopper's face) — each check must see its defect and stay
-quiet on the clean render."""
+"""QA checks on real pixels, each run through the one measuring path (``qa.metrics.measure_frames``): the demo
+shot, a clean label swap, a wrong market's label, and defects made from them (a duplicated frame, flicker, a
+colour cast, Grace Hopper's face) — each check must see its defect and stay quiet on the clean render."""
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from qa.checks.exposure import colour_shift, exposure_check, hdr_light_levels
+from qa.checks.exposure import colour_shift, hdr_light_levels
 from qa.checks.identity import face_embedding, identity_check
-from qa.checks.label import label_check
-from qa.checks.motion import dis_flows, motion_check
-from qa.checks.structure import structure_check
-from qa.checks.temporal import temporal_check
 from qa.checks.timing import keyframe_check, timing_check
+from qa.facts import Facts
+from qa.metrics import measure_frames
 from qa.ocr import char_error_rate, fold_confusables, normalise_text, read_text
 from ray32.demo_shot import make_label_art
 from tests.qa_data import MARKET, OTHER, build, frames
 
 EXPECTED = " ".join(MARKET)
-SAMPLED = [0, 11, 23]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = build(tmp_path_factory.getbasetemp() / "qa_demo")
     d["src"], d["out"], d["bad"] = frames(d["source"]), frames(d["good"]), frames(d["wrong"])
+    d["art"] = np.asarray(Image.open(d["artwork"]).convert("RGB"))
     return d
+
+
+def run(src, out, *, label=None, track=None, art=None, samples=3, identity=False, **kw):
+    facts = Facts(variant="t", label={"text": label, "track": None} if label else None,
+                  identity={"check": identity})
+    return measure_frames([src], [out], facts, fps=Fraction(24), source_count=len(src), output_count=len(out),
+                          label_track=None if track is None else {i: track[i] for i in range(len(src))},
+                          artwork=art, samples=samples, **kw)
 
 
 def test_text_helpers():
@@ -43,28 +51,40 @@ def test_ocr_reads_label_art():
 
 
 def test_label_check_passes_the_right_market_and_fails_the_wrong_one(data):
-    corners = {i: data["track"][i] for i in SAMPLED}
-    art = np.asarray(Image.open(data["artwork"]).convert("RGB"))
-    good = label_check({i: data["out"][i] for i in SAMPLED}, corners, EXPECTED, art)
-    assert good.summary["label_text_match_rate"] == 1.0
-    assert list(good.frames["ocr_text"]) == [EXPECTED] * 3
-    assert good.summary["label_artwork_similarity_min"] > 0.95
-    assert good.summary["label_drift_max_px"] <= 1.5
-    bad = label_check({i: data["bad"][i] for i in SAMPLED}, corners, EXPECTED, art)
-    assert bad.summary["label_text_match_rate"] == 0.0
-    assert set(bad.frames["ocr_text"]) == {"EAU FRAÎCHE 50 cl"}
-    assert bad.summary["label_artwork_similarity_min"] < 0.8
+    n = 12
+    good = run(data["src"][:n], data["out"][:n], label=EXPECTED, track=data["track"], art=data["art"])
+    s = good.summary
+    assert s["label_text_wrong_frames"] == 0 and s["label_read_frames"] == 3
+    assert s["label_frames"] == n and s["label_not_judged_frames"] == 0        # every frame judged
+    assert s["label_similarity_min"] > 0.95 and s["label_drift_max_px"] <= 1.5
+    assert set(good.frames["ocr_text"].dropna()) == {EXPECTED}
+    bad = run(data["src"][:n], data["bad"][:n], label=EXPECTED, track=data["track"], art=data["art"])
+    assert bad.summary["label_text_wrong_frames"] == 3
+    assert set(bad.frames["ocr_text"].dropna()) == {"EAU FRAÎCHE 50 cl"}
+    assert set(bad.frames["ref_text"].dropna()) == {EXPECTED}                  # OCR of the artwork, same warp
+    assert bad.summary["label_similarity_min"] < 0.8
 
 
-def test_label_check_measures_drift_of_a_sliding_label(data):
+def test_label_check_measures_drift_of_a_moved_label(data):
     import cv2
 
-    i = 12
-    frame = data["out"][i].copy()
-    shifted = cv2.warpAffine(frame, np.float32([[1, 0, 14], [0, 1, 6]]), frame.shape[1::-1])
-    art = np.asarray(Image.open(data["artwork"]).convert("RGB"))
-    res = label_check({i: shifted}, {i: data["track"][i]}, EXPECTED, art)
-    assert res.frames.loc[i, "drift_px"] == pytest.approx(np.hypot(14, 6), abs=1.5)
+    n = 6
+    out = data["out"][:n].copy()
+    out[3] = cv2.warpAffine(out[3], np.float32([[1, 0, 6], [0, 1, 3]]), out[3].shape[1::-1],
+                            borderMode=cv2.BORDER_REPLICATE)
+    res = run(data["src"][:n], out, label=EXPECTED, track=data["track"], art=data["art"])
+    assert res.frames.loc[3, "drift_px"] == pytest.approx(np.hypot(6, 3), abs=1.0)
+    assert res.frames.drop(index=3)["drift_px"].max() < 1.0
+
+
+def test_weak_track_frames_are_not_judged(data):
+    n = 6
+    track = data["track"][:n].copy()
+    track[2:4] = np.nan                                                   # the tracker lost the label there
+    res = run(data["src"][:n], data["bad"][:n], label=EXPECTED, track=track, art=data["art"])
+    assert res.summary["label_not_judged_frames"] == 2 and res.summary["label_frames"] == 4
+    assert not res.frames.loc[2, "label_judged"] and np.isnan(res.frames.loc[2, "label_similarity"])
+    assert any("not judged on 2 frame(s)" in n for n in res.notes)
 
 
 def test_identity_separates_the_astronaut_from_grace_hopper(data):
@@ -93,46 +113,36 @@ def small(data):
     return down(data["src"][:12]), down(data["out"][:12])
 
 
-def _steps(a):
-    return np.array([np.abs(a[k + 1].astype(np.float32) - a[k]).mean() for k in range(len(a) - 1)])
-
-
 def test_motion_sees_a_duplicated_frame(small):
     src, out = small
     dup = out.copy()
     dup[6] = dup[5]
-    sf = dis_flows(src)
-    clean = motion_check(sf, dis_flows(out), _steps(src), _steps(out))
-    bad = motion_check(sf, dis_flows(dup), _steps(src), _steps(dup))
-    assert clean.summary["motion_step_ratio_min"] > 0.8
-    assert clean.summary["motion_flow_error_max_px"] < 0.4
+    clean, bad = run(src, out).summary, run(src, dup)
+    assert clean["motion_step_ratio_min"] > 0.8
+    assert clean["motion_flow_error_max_px"] < 0.4
     assert bad.frames.loc[6, "step_ratio"] < 0.05       # the pair (5, 6) does not move
-    assert bad.summary["motion_flow_error_max_px"] > clean.summary["motion_flow_error_max_px"] + 0.2
+    assert bad.summary["motion_flow_error_max_px"] > clean["motion_flow_error_max_px"] + 0.2
 
 
 def test_temporal_sees_flicker(small):
     src, out = small
     flick = out.copy()
     flick[7] = np.clip(flick[7].astype(np.float32) * 1.06, 0, 255).astype(np.uint8)
-    sf = dis_flows(src)
-    clean = temporal_check(src, out, sf, dis_flows(out))
-    bad = temporal_check(src, flick, sf, dis_flows(flick))
-    assert clean.summary["luma_jump_max"] < 0.5 and clean.summary["flicker_max"] < 0.5
+    clean, bad = run(src, out).summary, run(src, flick)
+    assert clean["luma_jump_max"] < 0.5 and clean["flicker_max"] < 0.5
     assert bad.frames["luma_jump"].idxmax() in (7, 8)
     assert bad.summary["luma_jump_max"] > 4
 
 
 def test_structure_and_exposure(small):
     src, out = small
-    s = structure_check(src, out)
-    assert s.summary["structure_edge_min"] > 0.9
-    flipped = structure_check(src, out[:, ::-1].copy())
-    assert flipped.summary["structure_edge_min"] < 0.6
+    assert run(src, out).summary["structure_edge_min"] > 0.9
+    assert run(src, out[:, ::-1].copy()).summary["structure_edge_min"] < 0.6
     warm = np.clip(out.astype(np.float32) * [1.08, 1.0, 0.9], 0, 255).astype(np.uint8)
     assert colour_shift(src[0], out[0]) < 0.5
-    e = exposure_check(src, warm)
-    assert e.summary["colour_shift_max"] > 3
-    assert exposure_check(src, out).summary["clipped_excess_max"] < 0.005
+    e = run(src, warm).summary
+    assert e["colour_shift_max"] > 3
+    assert run(src, out).summary["clipped_excess_max"] < 0.005
 
 
 def test_timing_and_keyframes(data):

@@ -14,7 +14,7 @@ from PIL import Image
 from flows.cli import main
 from qa.expectations import verdicts
 from qa.facts import parse_facts
-from qa.metrics import measure_clips
+from qa.metrics import measure
 from qa.report import write_report
 from tests.qa_data import MARKET, build, frames
 
@@ -45,11 +45,12 @@ def test_cli_passes_the_clean_swap(data, tmp_path, capsys):
     assert rc == 0, out
     assert "es-aqua: QA pass" in out
     verdict = json.loads((tmp_path / "r" / "verdict.json").read_text())
-    assert verdict == {"variant": "es-aqua", "verdict": "pass", "reasons": [], "failed": {}, "notes": []}
+    assert (verdict["variant"], verdict["verdict"], verdict["reasons"], verdict["notes"]) == ("es-aqua", "pass", [], [])
+    assert verdict["judged_against"]["reference"] == "the market artwork swapped onto the source's label"
     html = (tmp_path / "r" / "qa_report.html").read_text()
     assert 'data-variant="es-aqua"' in html and 'data-verdict="pass"' in html
     metrics = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
-    assert metrics[0].startswith("variant,mode,grade,") and metrics[1].startswith("es-aqua,adhere,False,")
+    assert metrics[0].startswith("variant,mode,label_") and metrics[1].startswith("es-aqua,adhere,")
 
 
 def test_cli_fails_the_wrong_market_with_a_reason(data, tmp_path, capsys):
@@ -58,7 +59,8 @@ def test_cli_fails_the_wrong_market_with_a_reason(data, tmp_path, capsys):
                "--samples", "3"])
     out = capsys.readouterr().out
     assert rc == 1
-    assert "label read as 'EAU FRAÎCHE 50 cl' at 00:00.00, expected 'AQUA FRESCA 500 ml'" in out
+    assert ("label read as 'EAU FRAÎCHE 50 cl' at 00:00.00 where the market artwork reads 'AQUA FRESCA 500 ml' "
+            "(expected 'AQUA FRESCA 500 ml'") in out
     assert "label does not look like the market artwork" in out
 
 
@@ -79,7 +81,7 @@ def report(data, tmp_path_factory):
             (f"x{HOSTILE}", data["good"], f"AQUA {HOSTILE}")]
     guide = out / "guide.png"
     Image.fromarray(frames(data["good"])[12]).save(guide)   # the output must hit this at 0.5 s (frame 12)
-    results = [measure_clips(data["source"], clip, parse_facts({"variant": name, "market": "es",
+    results = [measure(data["source"], clip, parse_facts({"variant": name, "market": "es",
                                                                 "label": {"text": text, **common},
                                                                 "keyframes": [{"time": "0.5", "guide": str(guide)}]}),
                              samples=3)
@@ -122,10 +124,12 @@ def test_report_in_chromium(report, tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html      # ... and shown as text
     assert "approved · kim" in html and "awaiting review" in html
     assert "keyframe · frame 12 · 00:00:00:12 (00:00.50)" in html
-    assert html.count("data:image/jpeg;base64,") >= 3 * 6     # source + output at first / middle / last
+    assert html.count("data:image/jpeg;base64,") >= 3 * 9     # source, output, reference at first / middle / last
+    assert html.count('alt="reference frame') >= 9
+    assert "judged against the market artwork swapped onto the source" in html
     assert html.count("<svg") >= 3                           # the plots over time
     assert "label read as 'EAU FRAÎCHE 50 cl'" in html
-    assert "expected 'AQUA &lt;script&gt;alert(1)&lt;/script&gt;'" in html
+    assert "not the expected 'AQUA &lt;script&gt;alert(1)&lt;/script&gt;'" in html
     shot = tmp_path / "report.png"
     res = chromium([f"--screenshot={shot}", "--window-size=1280,2000", "--hide-scrollbars", path.as_uri()],
                    tmp_path / "p2")

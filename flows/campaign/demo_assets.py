@@ -155,7 +155,6 @@ outputs: [draft]
 deliver: [master, meta-reels, ctv-16x9]   # delivery targets (ray32.targets; README "Platform deliveries")
 qa:
   label_corner_px: 2.0
-  flicker: 0.02
 schedule:
   cron: "0 6 * * 1"
   timezone: Europe/Berlin

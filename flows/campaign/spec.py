@@ -204,8 +204,16 @@ class CampaignSpec(_Model):
     reframe: list[Reframe] = []
     outputs: Annotated[list[str], Field(min_length=1)] = ["draft"]
     deliver: list[str] = []
-    qa: dict[str, float | int | bool | str] = {}
+    qa: dict[str, Any] = {}
     schedule: Schedule | None = None
+
+    @field_validator("qa")
+    @classmethod
+    def _qa_metrics(cls, v: dict):
+        from qa.registry import overrides_from_config
+
+        overrides_from_config(v)  # raises ValueError naming every unknown key and the valid metric names
+        return v
 
     @field_validator("outputs")
     @classmethod

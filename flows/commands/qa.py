@@ -25,14 +25,16 @@ def register(sub) -> None:
     p.add_argument("output", type=Path, help="the rendered variant to check")
     p.add_argument("--facts", type=Path, help="facts JSON: expected label text/artwork, mode, keyframes, overrides")
     p.add_argument("--out", type=Path, default=Path("build/qa"), help="report folder (default: build/qa)")
-    p.add_argument("--samples", type=int, default=9, help="frames read by OCR and face identity (default 9)")
+    p.add_argument("--samples", type=int, default=9,
+                   help="evenly spread frames OCR always reads (default 9); OCR also reads every frame where the "
+                        "label's per-frame similarity dips, and faces are checked about 4 times a second")
     p.set_defaults(func=cmd_qa)
 
 
 def cmd_qa(args: argparse.Namespace) -> int:
     from qa.expectations import verdicts
     from qa.facts import Facts, QaError, load_facts
-    from qa.metrics import measure_clips, metrics_table
+    from qa.metrics import measure, metrics_table
     from qa.report import write_report
 
     if args.samples < 1:
@@ -41,7 +43,7 @@ def cmd_qa(args: argparse.Namespace) -> int:
     if args.facts and facts.variant == "variant":
         facts = facts.model_copy(update={"variant": args.output.stem})
     with progress_bar("checking", unit="frame") as bar:
-        result = measure_clips(args.source, args.output, facts, samples=args.samples, progress=bar)
+        result = measure(args.source, args.output, facts, samples=args.samples, progress=bar)
     table = metrics_table([result])
     verdict = verdicts([result], table)[result.variant]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -49,7 +51,7 @@ def cmd_qa(args: argparse.Namespace) -> int:
     result.frames.to_csv(args.out / "frames.csv")
     (args.out / "verdict.json").write_text(json.dumps(
         {"variant": verdict.variant, "verdict": verdict.state, "reasons": verdict.reasons,
-         "failed": verdict.failed, "notes": result.notes}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+         "failed": verdict.failed, "notes": result.notes, "judged_against": result.judged_against}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     report = write_report([result], {result.variant: verdict}, args.out, title=f"QA: {args.output.name}")
     print(f"{verdict.variant}: QA {verdict.state}")
     for r in verdict.reasons:

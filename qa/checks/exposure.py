@@ -1,11 +1,15 @@
-"""Exposure, colour and HDR sanity: clipped highlights, crushed blacks, colour shift against the source, and
-MaxCLL/MaxFALL of HDR output against the mastering display."""
+"""Exposure and colour against what the variant intends: clipped highlights, crushed blacks and the colour
+shift of the output measured against the intended reference (the source through the variant's own grade), so
+an intended look (the neon preset's darkness) is not a defect while a cast the grade does not make is.
+Regions whose change is intended (a swapped label) are left out; the label's colour is judged by the label
+check."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from qa.checks import CheckResult, frame_table
+from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
 from qa.checks.geometry import gray
 
 CLIP_LEVEL = 250
@@ -14,52 +18,43 @@ CRUSH_LEVEL = 5
 """Grey code value at or below which a pixel counts as crushed."""
 
 
-def _lab(frame: np.ndarray) -> np.ndarray:
+def lab(frame: np.ndarray) -> np.ndarray:
+    """RGB uint8 (sRGB-like code values) -> CIE Lab float32 (OpenCV's D65 conversion)."""
     import cv2
 
     return cv2.cvtColor(frame.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
 
 
-def colour_shift(src: np.ndarray, out: np.ndarray) -> float:
-    """Colour difference (CIE76 delta E) of the median per-pixel Lab offset between two frames.
+def colour_shift(src: np.ndarray, out: np.ndarray, keep: np.ndarray | None = None) -> float:
+    """Colour difference (CIE76 delta E) of the median per-pixel Lab offset between two frames (over ``keep``).
 
     The median keeps a changed region (a swapped label, a new product) from counting as a global shift.
     """
-    d = (_lab(out[::2, ::2]) - _lab(src[::2, ::2])).reshape(-1, 3)  # every 4th pixel is plenty for a median
-    return float(np.linalg.norm(np.median(d, axis=0)))
+    d = lab(out[::2, ::2]) - lab(src[::2, ::2])  # every 4th pixel is plenty for a median
+    d = d[keep[::2, ::2]] if keep is not None else d.reshape(-1, 3)
+    return float(np.linalg.norm(np.median(d, axis=0))) if len(d) else float("nan")
 
 
-def exposure_check(src: np.ndarray, out: np.ndarray, first: int = 0) -> CheckResult:
-    """Clipping, crushing and colour shift of each output frame against the source frame with the same index.
-
-    Args:
-        src, out: (n, h, w, 3) uint8 RGB code values (SDR), same analysis size.
-        first: the frame index of ``src[0]``.
-
-    Returns:
-        ``CheckResult`` "exposure": per frame ``clipped_out``, ``clipped_src``, ``crushed_out``, ``crushed_src``
-        (fractions of pixels) and ``colour_shift`` (delta E); summary ``clipped_excess_max`` and
-        ``crushed_excess_max`` (output fraction minus the source's), ``colour_shift_max``, ``colour_shift_mean``.
-    """
+def measure(batch: Batch) -> pd.DataFrame:
     rows = []
-    for s, o in zip(src, out):
-        gs, go = gray(s), gray(o)
-        rows.append({"clipped_out": float((go >= CLIP_LEVEL).mean()), "clipped_src": float((gs >= CLIP_LEVEL).mean()),
-                     "crushed_out": float((go <= CRUSH_LEVEL).mean()), "crushed_src": float((gs <= CRUSH_LEVEL).mean()),
-                     "colour_shift": colour_shift(s, o)})
-    table = frame_table(rows, list(range(first, first + len(rows))))
-    return CheckResult("exposure", table, summarise_exposure(table))
+    for r, o, keep in zip(batch.ref, batch.out, batch.keep):
+        gr, go = gray(r)[keep], gray(o)[keep]
+        rows.append({"clipped_out": float((go >= CLIP_LEVEL).mean()), "clipped_ref": float((gr >= CLIP_LEVEL).mean()),
+                     "crushed_out": float((go <= CRUSH_LEVEL).mean()), "crushed_ref": float((gr <= CRUSH_LEVEL).mean()),
+                     "colour_shift": colour_shift(r, o, keep)})
+    return frame_table(rows, [int(i) for i in batch.index])
 
 
-def summarise_exposure(table) -> dict[str, float]:
+def finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
     if table.empty:
         nan = float("nan")
-        return {"clipped_excess_max": nan, "crushed_excess_max": nan, "colour_shift_max": nan,
-                "colour_shift_mean": nan}
-    return {"clipped_excess_max": float((table["clipped_out"] - table["clipped_src"]).max()),
-            "crushed_excess_max": float((table["crushed_out"] - table["crushed_src"]).max()),
-            "colour_shift_max": float(table["colour_shift"].max()),
-            "colour_shift_mean": float(table["colour_shift"].mean())}
+        return CheckResult("exposure", table, {"clipped_excess_max": nan, "crushed_excess_max": nan,
+                                               "colour_shift_max": nan, "colour_shift_mean": nan})
+    t = table.assign(clipped_excess=table["clipped_out"] - table["clipped_ref"],
+                     crushed_excess=table["crushed_out"] - table["crushed_ref"])
+    return CheckResult("exposure", t, {
+        "clipped_excess_max": float(t["clipped_excess"].max()), "crushed_excess_max": float(t["crushed_excess"].max()),
+        "colour_shift_max": float(t["colour_shift"].max()), "colour_shift_mean": float(t["colour_shift"].mean())})
 
 
 def hdr_light_levels(frames_linear: np.ndarray, *, nits_per_unit: float = 100.0) -> tuple[float, float]:
@@ -77,3 +72,32 @@ def hdr_light_levels(frames_linear: np.ndarray, *, nits_per_unit: float = 100.0)
     if m.size == 0:
         return float("nan"), float("nan")
     return float(m.max()), float(m.reshape(len(m), -1).mean(axis=1).max())
+
+
+def _hdr_finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
+    from qa.checks.base import frame_table as ft
+
+    cll, fall = clip.hdr if clip.hdr is not None else (float("nan"), float("nan"))
+    return CheckResult("hdr", ft([], []), {"max_cll_nits": cll, "max_fall_nits": fall})
+
+
+CHECK = Check(
+    name="exposure", needs=frozenset({"frames"}), finish=finish, measure=measure,
+    about="clipping, crushed blacks and colour of the output against the intended reference, outside the label",
+    metrics=(
+        Metric("colour_shift_max", "max", per_mode(2.0, 3.0, 8.0), worst="colour_shift", key=True, unit="ΔE",
+               explain="colours shifted by delta E {value:.1f} against the intended picture{at} ({limit})"),
+        Metric("clipped_excess_max", "max", per_mode(0.01, 0.01, 0.03), worst="clipped_excess",
+               explain="clipped highlights: {value:.1%} more of the picture than the intended picture{at} "
+                       "({limit})"),
+        Metric("crushed_excess_max", "max", per_mode(0.01, 0.01, 0.03), worst="crushed_excess",
+               explain="crushed blacks: {value:.1%} more of the picture than the intended picture{at} ({limit})"),
+    ))
+
+HDR_CHECK = Check(
+    name="hdr", needs=frozenset({"clip"}), finish=_hdr_finish,
+    about="MaxCLL / MaxFALL of an HDR output against the mastering display",
+    metrics=(
+        Metric("max_cll_nits", "max", per_mode(1000.0), key=True, unit="cd/m²",
+               explain="MaxCLL {value:.0f} cd/m² exceeds the mastering display ({limit})"),
+    ))

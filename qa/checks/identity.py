@@ -4,7 +4,12 @@ Faces are found with dlib's HOG detector and described with dlib's 128-d ResNet 
 (face-recognition-models, CC0 weights in the package). Distances between embeddings of the same person are
 small: on this project's data the astronaut photo from scikit-image, as drawn into the demo shot and
 re-encoded, stays within about 0.12 of the photo itself, while Grace Hopper's photo is about 0.69 from it (see
-tests/test_qa_checks.py); the expectations put the limit in between.
+tests/test_qa_checks.py); the bounds sit in between.
+
+Faces are sampled on every ``face_step(fps)``-th frame (about 4 a second), so a one-second glitch anywhere in a
+20 s clip is seen; the source's embeddings are computed once per shot. A gradual morph is caught by the trend
+of the distance over the clip (``identity_distance_trend``: the rise of a straight line fitted to the distance
+over time, from the first sampled frame to the last) as well as by its maximum.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from qa.checks import CheckResult, frame_table
+import pandas as pd
+
+from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
 
 _lock = threading.Lock()
 
@@ -97,7 +104,7 @@ def identity_check(output: Mapping[int, np.ndarray | None],
     Returns:
         ``CheckResult`` "identity": per frame ``identity_distance`` (NaN: no face in the output) and
         ``face_lost``; summary ``identity_distance_max``, ``identity_distance_median``,
-        ``identity_distance_spread`` (standard deviation over time), ``face_lost_frames``, ``face_frames``.
+        ``identity_distance_trend``, ``face_lost_frames``, ``face_frames``.
     """
     rows, index = [], []
     for i in sorted(output):
@@ -108,17 +115,86 @@ def identity_check(output: Mapping[int, np.ndarray | None],
         rows.append({"identity_distance": float(np.linalg.norm(emb - ref)) if emb is not None else np.nan,
                      "face_lost": emb is None})
         index.append(i)
-    table = frame_table(rows, index)
-    if not rows:
-        nan = float("nan")
+    return _summarise(frame_table(rows, index))
+
+
+def _summarise(table: pd.DataFrame) -> CheckResult:
+    nan = float("nan")
+    if table.empty:
         return CheckResult("identity", table, {"identity_distance_max": nan, "identity_distance_median": nan,
-                                               "identity_distance_spread": nan, "face_lost_frames": 0,
+                                               "identity_distance_trend": nan, "face_lost_frames": 0,
                                                "face_frames": 0})
-    d = table["identity_distance"]
+    d = table["identity_distance"].astype(float)
+    ok = d.dropna()
+    trend = nan
+    if len(ok) >= 4:
+        x = ok.index.to_numpy(float)
+        slope = np.polyfit(x, ok.to_numpy(), 1)[0]
+        trend = float(slope * (x[-1] - x[0]))
     return CheckResult("identity", table, {
-        "identity_distance_max": float(d.max()) if d.notna().any() else float("nan"),
-        "identity_distance_median": float(d.median()) if d.notna().any() else float("nan"),
-        "identity_distance_spread": float(d.std(ddof=0)) if d.notna().sum() > 1 else 0.0,
-        "face_lost_frames": int(table["face_lost"].sum()),
+        "identity_distance_max": float(ok.max()) if len(ok) else nan,
+        "identity_distance_median": float(ok.median()) if len(ok) else nan,
+        "identity_distance_trend": trend,
+        "face_lost_frames": int(table["face_lost"].astype(bool).sum()),
         "face_frames": len(table),
     })
+
+
+def face_step(fps) -> int:
+    """Every how many frames a face is sampled: about four times a second."""
+    return max(1, int(round(float(fps) / 4)))
+
+
+def measure(batch: Batch) -> pd.DataFrame:
+    clip = batch.clip
+    if not clip.facts.identity.check:
+        return frame_table([], [])
+    step = face_step(clip.fps)
+    src_faces = clip.cache.setdefault("src_faces", {})  # frame -> (embedding, box) or None
+    rows, index = [], []
+    for k, i in enumerate(batch.index):
+        i = int(i)
+        if i % step and i != clip.source_count - 1:
+            continue
+        if i not in src_faces:
+            src_faces[i] = face_embedding(batch.src_full[k])
+        src = src_faces[i]
+        ref = clip.identity_reference if clip.identity_reference is not None else (None if src is None else src[0])
+        if ref is None:
+            continue
+        found = face_embedding(batch.out_full[k], near=None if src is None else src[1])
+        emb = None if found is None else found[0]
+        rows.append({"identity_distance": float(np.linalg.norm(emb - ref)) if emb is not None else np.nan,
+                     "face_lost": emb is None})
+        index.append(i)
+    return frame_table(rows, index)
+
+
+def finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
+    res = _summarise(table)
+    if clip.facts.identity.check and res.summary["face_frames"] == 0:
+        clip.notes.append("identity not judged: no face found in the source's sampled frames")
+    return res
+
+
+def _lost(f):
+    from ray32.timecode import format_seconds
+
+    fr = f.qa.frames
+    lost = fr.index[fr["face_lost"].astype("boolean").fillna(False)] if "face_lost" in fr else []
+    i = int(lost[0]) if len(lost) else None
+    return (f"face lost in {int(f.value)} checked frame(s): "
+            + ", ".join(format_seconds(k / f.qa.fps) for k in list(lost)[:6]), i)
+
+
+CHECK = Check(
+    name="identity", needs=frozenset({"frames"}), finish=finish, measure=measure, region="face",
+    about="the face on every few frames against the source's (or the lock's reference), maximum and trend",
+    metrics=(
+        Metric("identity_distance_max", "max", per_mode(0.4, 0.45, 0.5), worst="identity_distance", key=True,
+               explain="face is not the source's person{at} (identity distance {value:.2f}, {limit})"),
+        Metric("identity_distance_trend", "max", per_mode(0.12, 0.15, 0.2), worst="identity_distance", key=True,
+               explain="face drifts away from the source's person over the clip (identity distance rises by "
+                       "{value:.2f}, worst{at}; {limit}): a gradual morph"),
+        Metric("face_lost_frames", "max", per_mode(0, 1, 2), explain=_lost),
+    ))

@@ -1,26 +1,44 @@
-"""Label checks: is the market's label where the source's was, does it read right, does it look like the art?
+"""Label checks on every frame: is the market's label where it should be, does it look and read like the
+intended artwork, is its colour right?
 
-For every sampled frame the output is rectified at the label quad expected there (the source's track: a label
-swap keeps the label where it was) and
+On **every** frame the output is rectified at the label quad of the engine's track (the source's label: a label
+swap keeps the label where it was) and compared with the *intended reference* there (the source with the
+market artwork swapped in and the variant's grade applied, rectified the same way):
 
-* read with OCR and compared with the market's expected text (exact, normalised, character error rate);
-* compared with the market artwork (normalised cross-correlation of the rectified label, 1 = identical);
-* searched for the artwork around the expected place (template matching in the rectified, enlarged quad),
-  which gives how far the label has drifted from the source's quad, in frame pixels.
+* ``label_similarity``: normalised cross-correlation of the two rectified labels (1 = identical);
+* ``drift_px``: where the reference label is found in the output around the expected place, in frame pixels;
+* ``label_hue_shift_deg`` / ``label_delta_e``: the colour of the product's label against the reference's
+  (a chroma-weighted hue rotation and the median Lab difference), so a cast on the product alone is caught;
+* ``label_luma_offset``: the label's mean brightness against the reference's (its change from frame to frame is
+  the label's own flicker).
+
+OCR (rapidocr) then reads the output's label on the sampled frames and on the worst frame of every run of
+frames where the similarity dips, and reads the reference through the same rectification on the same frame.
+The two texts are compared exactly (letters and digits, case-folded): OCR's own confusions (0/O, l/1) happen
+on both and cancel, while a real "0,5 l" -> "0,51" is a failure. The artwork's own reading is compared with
+the market's expected text leniently (``fold_confusables``): a market given the wrong artwork fails too. Frames where the track is weak or occluded
+(no quad, or the tracker's confidence below ``MIN_TRACK_SCORE``) are *not judged*: counted and shown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
-from qa.checks import CheckResult, frame_table
+from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
 from qa.checks.geometry import gray, quad_size, rectify
-from qa.ocr import OcrResult, char_error_rate, fold_confusables, read_text
+from qa.ocr import OcrResult, fold_confusables, normalise_text, read_text
 
 SEARCH_MARGIN = 0.35
-"""How far around the expected quad the artwork is searched, as a fraction of the label's width/height."""
+"""How far around the expected quad the label is searched, as a fraction of the label's width/height."""
+MIN_TRACK_SCORE = 0.15
+"""Tracker confidence below which a frame's label is not judged."""
+MAX_DIP_READS = 12
+"""At most this many extra OCR reads on similarity dips (the worst frame of each dip)."""
+INSET = 0.08
+"""Share of the rectified label's width/height left out at each edge for the colour figures."""
 
 
 def rectified_size(corners: np.ndarray, *, min_width: int = 200, max_width: int = 320) -> tuple[int, int]:
@@ -30,17 +48,17 @@ def rectified_size(corners: np.ndarray, *, min_width: int = 200, max_width: int 
     return rw, max(16, int(round(rw * h / max(w, 1.0))))
 
 
-def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+def ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation of two same-size arrays (1 = identical up to gain and offset)."""
     a = a.astype(np.float64) - a.mean()
     b = b.astype(np.float64) - b.mean()
     den = np.sqrt((a * a).sum() * (b * b).sum())
     return float((a * b).sum() / den) if den > 0 else 0.0
 
 
-def _expand(corners: np.ndarray, margin: float) -> np.ndarray:
+def expand(corners: np.ndarray, margin: float) -> np.ndarray:
     """The quad grown by ``margin`` of its size on every side (bilinear in the quad's own coordinates)."""
-    c = np.asarray(corners, float)
-    tl, tr, br, bl = c
+    tl, tr, br, bl = np.asarray(corners, float)
 
     def at(u, v):
         return (1 - u) * (1 - v) * tl + u * (1 - v) * tr + u * v * br + (1 - u) * v * bl
@@ -49,85 +67,250 @@ def _expand(corners: np.ndarray, margin: float) -> np.ndarray:
                      at(-margin, 1 + margin)])
 
 
-def locate_artwork(frame: np.ndarray, corners: np.ndarray, artwork_gray: np.ndarray,
-                   size: tuple[int, int]) -> tuple[float, float]:
-    """Where the artwork is, relative to the expected quad: (drift in frame pixels, match score).
-
-    The area around the quad is rectified (SEARCH_MARGIN on every side) and the artwork, at the quad's
-    rectified size, is matched in it; the offset of the best match is converted back to frame pixels.
-    """
+def _blur(g: np.ndarray) -> np.ndarray:
     import cv2
 
-    w, h = size
-    big = (int(round(w * (1 + 2 * SEARCH_MARGIN))), int(round(h * (1 + 2 * SEARCH_MARGIN))))
-    area = gray(rectify(frame, _expand(corners, SEARCH_MARGIN), big))
-    tmpl = cv2.resize(artwork_gray, (w, h), interpolation=cv2.INTER_AREA)
-    # Blur both a little: codec noise and print-size detail should not decide the peak.
-    area = cv2.GaussianBlur(area, (0, 0), 1.0)
-    tmpl = cv2.GaussianBlur(tmpl, (0, 0), 1.0)
-    res = cv2.matchTemplate(area, tmpl, cv2.TM_CCOEFF_NORMED)
+    return cv2.GaussianBlur(g, (0, 0), 1.0)
+
+
+def locate(out_area: np.ndarray, template: np.ndarray, corners: np.ndarray) -> tuple[float, float]:
+    """Where ``template`` (the rectified reference label, grey) lies in ``out_area`` (the output rectified at
+    the quad grown by SEARCH_MARGIN, grey): (drift in frame pixels from the expected place, match score)."""
+    import cv2
+
+    h, w = template.shape[:2]
+    big_h, big_w = out_area.shape[:2]
+    res = cv2.matchTemplate(_blur(out_area), _blur(template), cv2.TM_CCOEFF_NORMED)
     _, score, _, (bx, by) = cv2.minMaxLoc(res)
-    dx = bx - (big[0] - w) / 2
-    dy = by - (big[1] - h) / 2
+    # sub-pixel peak (parabola through the neighbours)
+    fx, fy = float(bx), float(by)
+    if 0 < bx < res.shape[1] - 1:
+        l, c, r = res[by, bx - 1], res[by, bx], res[by, bx + 1]
+        den = l - 2 * c + r
+        fx += 0.5 * (l - r) / den if den else 0.0
+    if 0 < by < res.shape[0] - 1:
+        u, c, d = res[by - 1, bx], res[by, bx], res[by + 1, bx]
+        den = u - 2 * c + d
+        fy += 0.5 * (u - d) / den if den else 0.0
+    dx = fx - (big_w - w) / 2
+    dy = fy - (big_h - h) / 2
     qw, qh = quad_size(corners)
     return float(np.hypot(dx * qw / w, dy * qh / h)), float(score)
 
 
-def label_check(frames: Mapping[int, np.ndarray], corners: Mapping[int, np.ndarray], expected_text: str,
-                artwork: np.ndarray | None = None, *,
-                read: Callable[[np.ndarray], OcrResult] = read_text) -> CheckResult:
-    """Label text, artwork similarity and drift on sampled output frames.
+def label_colour(out_rect: np.ndarray, ref_rect: np.ndarray) -> tuple[float, float]:
+    """(hue rotation in degrees, ΔE of the median Lab difference) of the output label against the reference's,
+    on the label's inner area."""
+    from qa.checks.exposure import lab
 
-    Args:
-        frames: frame index -> output frame (h, w, 3) uint8 RGB, at the resolution ``corners`` are in.
-        corners: frame index -> expected label quad (4, 2) tl, tr, br, bl (the source's track); frames without
-            a quad (the label not visible in the source) are skipped.
-        expected_text: the market's label text (lines joined with spaces).
-        artwork: the market's label artwork (h, w, 3) RGB, or None (no similarity or drift then).
-        read: the OCR function (``qa.ocr.read_text``).
+    h, w = out_rect.shape[:2]
+    y0, x0 = int(h * INSET), int(w * INSET)
+    lo, lr = lab(out_rect[y0:h - y0, x0:w - x0]).reshape(-1, 3), lab(ref_rect[y0:h - y0, x0:w - x0]).reshape(-1, 3)
+    de = float(np.linalg.norm(np.median(lo - lr, axis=0)))
+    ao, bo, ar, br = lo[:, 1], lo[:, 2], lr[:, 1], lr[:, 2]
+    weight = np.hypot(ar, br) > 6.0  # pixels with a colour to rotate
+    if weight.sum() < 20:
+        return 0.0, de
+    cross = float((ar * bo - br * ao)[weight].sum())
+    dot = float((ar * ao + br * bo)[weight].sum())
+    return float(abs(np.degrees(np.arctan2(cross, dot)))), de
 
-    Returns:
-        ``CheckResult`` "label": per frame ``ocr_text``, ``ocr_score``, ``text_exact`` (same text, spaces
-        collapsed), ``text_match`` (same after ``fold_confusables``: case, spacing, punctuation and the glyphs
-        OCR confuses (o/0, l/i/1) ignored), ``cer``, ``artwork_similarity``,
-        ``drift_px``; summary ``label_text_match_rate``, ``label_cer_max``, ``label_artwork_similarity_min``,
-        ``label_drift_max_px``, ``label_frames``.
-    """
-    art_gray = gray(artwork) if artwork is not None else None
-    want = " ".join(expected_text.split())
+
+def _reference_rects(clip: Clip, i: int, src_full: np.ndarray, quad: np.ndarray, size, big):
+    """The reference label rectified at ``quad`` (size) and at the grown quad (big), made from a crop only."""
+    h, w = src_full.shape[:2]
+    area = expand(quad, SEARCH_MARGIN + 0.1)
+    x0, y0 = np.floor(np.clip(area.min(axis=0) - 4, 0, None)).astype(int)
+    x1, y1 = np.ceil(np.minimum(area.max(axis=0) + 4, [w - 1, h - 1])).astype(int)
+    crop = np.ascontiguousarray(src_full[y0:y1 + 1, x0:x1 + 1])
+    off = np.array([x0, y0], float)
+    ref = clip.make_reference(i, crop, quad - off) if clip.make_reference is not None else crop
+    return rectify(ref, quad - off, size)
+
+
+def measure(batch: Batch) -> pd.DataFrame:
+    clip = batch.clip
+    if clip.facts.label is None or clip.label_track is None:
+        return frame_table([], [])
+    kept = batch.state.setdefault("rects", {})  # frame -> (out grey rect, ref grey rect) for OCR at the end
     rows, index = [], []
-    for i in sorted(frames):
-        quad = corners.get(i)
-        if quad is None or not np.all(np.isfinite(quad)):
+    for k, i in enumerate(batch.index):
+        i = int(i)
+        quad = clip.label_track.get(i)
+        score = None if clip.label_score is None else clip.label_score.get(i)
+        if quad is None or not np.all(np.isfinite(quad)) or (score is not None and score < MIN_TRACK_SCORE):
+            rows.append({"label_judged": False, "track_score": np.nan if score is None else score})
+            index.append(i)
             continue
-        frame = frames[i]
         size = rectified_size(quad)
-        label = rectify(frame, quad, size)
-        ocr = read(label)
-        row = {"ocr_text": ocr.text, "ocr_score": ocr.score,
-               "text_exact": " ".join(ocr.text.split()) == want,
-               "text_match": fold_confusables(ocr.text) == fold_confusables(want),
-               "cer": char_error_rate(ocr.text, want),
-               "artwork_similarity": np.nan, "drift_px": np.nan}
-        if art_gray is not None:
+        big = (int(round(size[0] * (1 + 2 * SEARCH_MARGIN))), int(round(size[1] * (1 + 2 * SEARCH_MARGIN))))
+        out_rect = rectify(batch.out_full[k], quad, size)
+        ref_rect = _reference_rects(clip, i, batch.src_full[k], quad, size, big)
+        go, gr = gray(out_rect), gray(ref_rect)
+        drift, _ = locate(gray(rectify(batch.out_full[k], expand(quad, SEARCH_MARGIN), big)), gr, quad)
+        hue, de = label_colour(out_rect, ref_rect)
+        row = {"label_judged": True, "track_score": np.nan if score is None else float(score),
+               "label_similarity": ncc(_blur(go), _blur(gr)), "drift_px": drift,
+               "label_hue_shift_deg": hue, "label_delta_e": de,
+               "label_luma_offset": float(go.astype(np.float32).mean() - gr.astype(np.float32).mean())}
+        if clip.artwork is not None:
             import cv2
 
-            tmpl = cv2.resize(art_gray, size, interpolation=cv2.INTER_AREA)
-            row["artwork_similarity"] = _ncc(cv2.GaussianBlur(gray(label), (0, 0), 1.0),
-                                             cv2.GaussianBlur(tmpl, (0, 0), 1.0))
-            row["drift_px"], _ = locate_artwork(frame, quad, art_gray, size)
+            art = cv2.resize(gray(clip.artwork), size, interpolation=cv2.INTER_AREA)
+            row["artwork_similarity"] = ncc(_blur(go), _blur(art))
         rows.append(row)
         index.append(i)
-    table = frame_table(rows, index)
-    if not rows:
-        nan = float("nan")
-        return CheckResult("label", table, {"label_text_match_rate": nan, "label_cer_max": nan,
-                                            "label_artwork_similarity_min": nan, "label_drift_max_px": nan,
-                                            "label_frames": 0})
-    return CheckResult("label", table, {
-        "label_text_match_rate": float(table["text_match"].mean()),
-        "label_cer_max": float(table["cer"].max()),
-        "label_artwork_similarity_min": float(table["artwork_similarity"].min()),
-        "label_drift_max_px": float(table["drift_px"].max()),
-        "label_frames": len(table),
+        kept[i] = (go, gr)
+    return frame_table(rows, index)
+
+
+def dip_frames(sim: pd.Series, *, bound: float | None = None, limit: int = MAX_DIP_READS) -> list[int]:
+    """The worst frame of each run of frames whose similarity dips below the clip's own level (its median less
+    four median deviations, at least 0.01) or below ``bound``; the deepest ``limit`` runs."""
+    s = sim.dropna().astype(float)
+    if s.empty:
+        return []
+    med = float(s.median())
+    mad = float((s - med).abs().median())
+    cut = med - max(0.01, 4 * mad)
+    if bound is not None:
+        cut = max(cut, bound)
+    low = s[s < cut]
+    runs: list[list[int]] = []
+    for i in low.index:
+        if runs and i - runs[-1][-1] <= 2:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    worst = [min(r, key=lambda j: s[j]) for r in runs]
+    worst.sort(key=lambda j: s[j])
+    return sorted(int(j) for j in worst[:limit])
+
+
+def read_label(rect_gray: np.ndarray, read: Callable[[np.ndarray], OcrResult] = read_text) -> OcrResult:
+    return read(np.repeat(rect_gray[..., None], 3, axis=2))
+
+
+def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResult] = read_text) -> CheckResult:
+    nan = float("nan")
+    summary = {"label_text_wrong_frames": nan, "label_text_match_rate": nan, "label_similarity_min": nan,
+               "label_drift_max_px": nan, "label_hue_shift_max_deg": nan, "label_delta_e_max": nan,
+               "label_flicker_max": nan, "label_artwork_similarity_min": nan, "label_frames": 0,
+               "label_not_judged_frames": 0, "label_read_frames": 0, "label_artwork_text_wrong": nan}
+    if clip.facts.label is None:
+        return CheckResult("label", table, summary)
+    if table.empty or clip.label_track is None:
+        clip.notes.append("label not judged: no label track for the source")
+        return CheckResult("label", table, summary)
+    rects = clip.state.get("label", {}).get("rects", {})
+    judged = table[table["label_judged"].astype(bool)]
+    summary["label_not_judged_frames"] = int(len(table) - len(judged))
+    summary["label_frames"] = int(len(judged))
+    if summary["label_not_judged_frames"]:
+        nj = table.index[~table["label_judged"].astype(bool)]
+        clip.notes.append(f"label not judged on {len(nj)} frame(s) where the track is weak or occluded: "
+                          + _ranges(list(nj)))
+    if judged.empty:
+        return CheckResult("label", table, summary)
+    # OCR: the sampled frames and the worst frame of every similarity dip.
+    bound = CHECK_BOUNDS.get(clip.facts.mode)
+    reads = sorted(({i for i in clip.sample_index if i in rects} | set(dip_frames(judged["label_similarity"],
+                                                                                  bound=bound))) & set(rects))
+    want = " ".join(clip.facts.label.text.split())
+    texts = []
+    for i in reads:
+        out_txt, ref_txt = read_label(rects[i][0], read).text, read_label(rects[i][1], read).text
+        texts.append({"ocr_text": out_txt, "ref_text": ref_txt,
+                      "text_match": normalise_text(out_txt) == normalise_text(ref_txt),
+                      "ref_matches_expected": fold_confusables(ref_txt) == fold_confusables(want)})
+    table = table.join(pd.DataFrame(texts, index=pd.Index(reads, name="frame")), how="left") if texts else table
+    if texts:
+        tm = pd.Series([t["text_match"] for t in texts])
+        summary["label_text_wrong_frames"] = int((~tm).sum())
+        summary["label_text_match_rate"] = float(tm.mean())
+        summary["label_read_frames"] = len(texts)
+        summary["label_artwork_text_wrong"] = int(not any(t["ref_matches_expected"] for t in texts))
+    j = table[table["label_judged"].astype(bool)]
+    summary.update({
+        "label_similarity_min": float(j["label_similarity"].min()),
+        "label_drift_max_px": float(j["drift_px"].max()),
+        "label_hue_shift_max_deg": float(j["label_hue_shift_deg"].max()),
+        "label_delta_e_max": float(j["label_delta_e"].max()),
+        "label_artwork_similarity_min": float(j["artwork_similarity"].min()) if "artwork_similarity" in j else nan,
     })
+    off = j["label_luma_offset"].astype(float)
+    step = off.diff()[pd.Series(j.index, index=j.index).diff() == 1].abs()
+    table["label_flicker"] = step.reindex(table.index)
+    summary["label_flicker_max"] = float(step.max()) if len(step) else nan
+    return CheckResult("label", table, summary)
+
+
+def _ranges(idx: list[int]) -> str:
+    out, start, prev = [], None, None
+    for i in idx:
+        if start is None:
+            start = prev = i
+        elif i == prev + 1:
+            prev = i
+        else:
+            out.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = prev = i
+    if start is not None:
+        out.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return "frames " + ", ".join(out[:10]) + (" ..." if len(out) > 10 else "")
+
+
+def _wrong_text(f):
+    from ray32.timecode import format_seconds
+
+    fr, fps = f.qa.frames, f.qa.fps
+    if "text_match" not in fr:
+        return f"label text wrong on {int(f.value)} read frame(s) ({f.limit})", None
+    read = fr[fr["text_match"].notna()]
+    bad = read[~read["text_match"].astype(bool)]
+    if bad.empty:
+        return f"label text wrong on {int(f.value)} read frame(s) ({f.limit})", None
+    i = int(bad.index[0])
+    want = f.qa.facts.label.text.replace("\n", " ") if f.qa.facts.label else ""
+    times = ", ".join(format_seconds(k / fps) for k in bad.index[:6])
+    return (f"label read as '{bad.loc[i, 'ocr_text']}' at {format_seconds(i / fps)} where the market artwork "
+            f"reads '{bad.loc[i, 'ref_text']}' (expected '{want}'; wrong on {len(bad)} of {len(read)} read "
+            f"frames: {times})", i)
+
+
+def _artwork_text(f):
+    fr = f.qa.frames
+    got = fr["ref_text"].dropna() if "ref_text" in fr else pd.Series(dtype=object)
+    want = f.qa.facts.label.text.replace("\n", " ") if f.qa.facts.label else ""
+    i = int(got.index[0]) if len(got) else None
+    read = got.iloc[0] if len(got) else ""
+    return (f"the market artwork reads '{read}' on the product, not the expected '{want}': check this market's "
+            "artwork or its label text", i)
+
+
+CHECK = Check(
+    name="label", needs=frozenset({"frames"}), finish=finish, measure=measure, region="label",
+    about="the label on every frame against the market artwork swapped into the source and graded, in its own "
+          "region; OCR on samples and dips compared with OCR of that artwork through the same rectification",
+    metrics=(
+        Metric("label_text_wrong_frames", "max", per_mode(0), key=True, explain=_wrong_text),
+        Metric("label_artwork_text_wrong", "max", per_mode(0), explain=_artwork_text),
+        Metric("label_similarity_min", "min", per_mode(0.9, 0.88, 0.85), worst="label_similarity", key=True,
+               explain="label does not look like the market artwork{at} (similarity {value:.2f} to the intended "
+                       "label, {limit})"),
+        Metric("label_drift_max_px", "max", per_mode(3.0, 4.0, 6.0), worst="drift_px", key=True, unit="px",
+               explain="label drifted {value:.1f} px from its place on the product{at} ({limit} px)"),
+        Metric("label_hue_shift_max_deg", "max", per_mode(6.0, 8.0, 12.0), worst="label_hue_shift_deg",
+               key=True, unit="°",
+               explain="the product's label has a colour cast{at}: hue turned {value:.0f}° from the intended "
+                       "colours ({limit}°)"),
+        Metric("label_delta_e_max", "max", per_mode(8.0, 10.0, 14.0), worst="label_delta_e", unit="ΔE",
+               explain="the product's label colour differs from the intended by delta E {value:.1f}{at} "
+                       "({limit})"),
+        Metric("label_flicker_max", "max", per_mode(4.0, 5.0, 8.0), worst="label_flicker", unit="grey levels",
+               explain="the label flickers{at}: its brightness jumps {value:.1f} grey levels against the "
+                       "intended label's ({limit})"),
+    ))
+
+CHECK_BOUNDS = {m: CHECK.metrics[2].bound[m] for m in ("adhere", "flex", "reimagine")}
+"""The similarity bound per mode (frames below it are always read by OCR)."""

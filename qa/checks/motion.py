@@ -1,12 +1,22 @@
 """Motion fidelity: does the output move like the source? Dense optical flow (OpenCV DIS) of consecutive
-output frames against the source's, pair by pair; a dropped frame doubles a step, a duplicated one zeroes it."""
+output frames against the source's, pair by pair, outside the regions whose change is intended; a dropped
+frame doubles a step, a duplicated one zeroes it (steps are compared with the intended reference's, so a grade
+that changes contrast does not read as a motion change).
+
+The flow error bound widens with the source's own flow noise (``source_motion_px``: a hand-held clip's flow is
+less certain than a locked-off render's).
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from qa.checks import CheckResult, frame_table
+from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
 from qa.checks.geometry import gray
+
+MOVING_PX = 0.25
+"""Source motion (mean flow length, px at the analysis size) above which step ratios are judged."""
 
 
 def dis_flows(frames: np.ndarray) -> np.ndarray:
@@ -21,41 +31,79 @@ def dis_flows(frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def motion_check(src_flows: np.ndarray, out_flows: np.ndarray, src_steps: np.ndarray, out_steps: np.ndarray,
-                 first: int = 1) -> CheckResult:
-    """Per frame pair (i-1, i): flow disagreement and frame-step ratio.
+def steps(frames: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """Mean absolute grey change between consecutive frames (over ``keep`` of the later frame)."""
+    out = []
+    for k in range(len(frames) - 1):
+        d = np.abs(gray(frames[k + 1]).astype(np.float32) - gray(frames[k]))
+        out.append(float(d[keep[k + 1]].mean()) if keep is not None and keep[k + 1].any() else float(d.mean()))
+    return np.array(out)
 
-    Args:
-        src_flows, out_flows: (n, h, w, 2) flows of the source and the output between frames i-1 and i
-            (``dis_flows``), at the same analysis size.
-        src_steps, out_steps: (n,) mean absolute grey difference between frames i-1 and i.
-        first: the frame index i of the first pair.
 
-    Returns:
-        ``CheckResult`` "motion": per frame ``src_motion_px`` (mean flow length of the source), ``flow_error_px``
-        (mean end-point error of the output's flow against the source's), ``step_ratio`` (output step /
-        source step: ~1 when the output changes as much as the source, ~0 on a frozen frame); summary
-        ``motion_flow_error_max_px``, ``motion_flow_error_mean_px``, ``motion_step_ratio_min``,
-        ``motion_step_ratio_max`` (the ratios only where the source moves more than 0.25 px).
-    """
+def measure(batch: Batch) -> pd.DataFrame:
+    keep = batch.seq("keep")
     rows = []
-    for k in range(len(src_flows)):
-        epe = np.linalg.norm(out_flows[k] - src_flows[k], axis=-1)
-        mag = np.linalg.norm(src_flows[k], axis=-1)
-        rows.append({"src_motion_px": float(mag.mean()), "flow_error_px": float(epe.mean()),
-                     "step_ratio": float(out_steps[k] / max(src_steps[k], 1e-3))})
-    table = frame_table(rows, list(range(first, first + len(rows))))
-    return CheckResult("motion", table, summarise_motion(table))
+    for k in range(len(batch.src_flows)):
+        kk = keep[k + 1]
+        epe = np.linalg.norm(batch.out_flows[k] - batch.src_flows[k], axis=-1)[kk]
+        mag = np.linalg.norm(batch.src_flows[k], axis=-1)[kk]
+        rows.append({"src_motion_px": float(mag.mean()) if mag.size else 0.0,
+                     "flow_error_px": float(epe.mean()) if epe.size else float("nan"),
+                     "step_ratio": float(batch.out_steps[k] / max(batch.ref_steps[k], 1e-3))})
+    return frame_table(rows, list(range(batch.pair_first, batch.pair_first + len(rows))))
 
 
-def summarise_motion(table) -> dict[str, float]:
-    """Summary numbers of a (possibly concatenated) motion table."""
+def _moving(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["src_motion_px"] > MOVING_PX] if "src_motion_px" in table else table
+
+
+def finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
+    nan = float("nan")
     if table.empty:
-        nan = float("nan")
-        return {"motion_flow_error_max_px": nan, "motion_flow_error_mean_px": nan,
-                "motion_step_ratio_min": nan, "motion_step_ratio_max": nan}
-    moving = table[table["src_motion_px"] > 0.25]
-    return {"motion_flow_error_max_px": float(table["flow_error_px"].max()),
-            "motion_flow_error_mean_px": float(table["flow_error_px"].mean()),
-            "motion_step_ratio_min": float(moving["step_ratio"].min()) if len(moving) else float("nan"),
-            "motion_step_ratio_max": float(moving["step_ratio"].max()) if len(moving) else float("nan")}
+        return CheckResult("motion", table, {"motion_flow_error_max_px": nan, "motion_flow_error_mean_px": nan,
+                                             "motion_step_ratio_min": nan, "motion_step_ratio_max": nan,
+                                             "source_motion_px": nan})
+    moving = _moving(table)
+    return CheckResult("motion", table, {
+        "motion_flow_error_max_px": float(table["flow_error_px"].max()),
+        "motion_flow_error_mean_px": float(table["flow_error_px"].mean()),
+        "motion_step_ratio_min": float(moving["step_ratio"].min()) if len(moving) else nan,
+        "motion_step_ratio_max": float(moving["step_ratio"].max()) if len(moving) else nan,
+        "source_motion_px": float(table["src_motion_px"].median())})
+
+
+def _ratio_worst(f, largest: bool):
+    fr = _moving(f.qa.frames) if "src_motion_px" in f.qa.frames else f.qa.frames
+    if "step_ratio" not in fr or fr["step_ratio"].dropna().empty:
+        return None
+    col = fr["step_ratio"].astype(float).dropna()
+    return int(col.idxmax() if largest else col.idxmin())
+
+
+def _frozen(f):
+    from ray32.timecode import format_seconds
+
+    i = _ratio_worst(f, False)
+    at = "" if i is None else f" at {format_seconds(i / f.qa.fps)}"
+    return (f"frozen or duplicated frame{at}: the picture changes {f.value:.0%} as much as the intended "
+            f"picture's ({f.limit})", i)
+
+
+def _skipped(f):
+    from ray32.timecode import format_seconds
+
+    i = _ratio_worst(f, True)
+    at = "" if i is None else f" at {format_seconds(i / f.qa.fps)}"
+    return f"skipped frame{at}: the picture jumps {f.value:.1f}x as far as the intended picture's ({f.limit})", i
+
+
+CHECK = Check(
+    name="motion", needs=frozenset({"pairs"}), finish=finish, measure=measure,
+    about="optical flow and frame steps of the output against the source's, outside the label",
+    metrics=(
+        Metric("motion_flow_error_max_px", "max", per_mode(0.5, 0.8, 1.5), worst="flow_error_px", key=True,
+               unit="px", floor="source_motion_px", floor_scale=0.25,
+               explain="motion differs from the source{at} (flow error {value:.2f} px, {limit} px)"),
+        Metric("motion_step_ratio_min", "min", per_mode(0.5, 0.4, 0.3), key=True, explain=_frozen),
+        Metric("motion_step_ratio_max", "max", per_mode(1.6, 1.8, 2.2), key=True, explain=_skipped),
+    ))

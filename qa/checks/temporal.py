@@ -1,62 +1,95 @@
-"""Temporal stability: flicker, measured as the flow-warped frame error of the output beyond the source's own.
+"""Temporal stability: flicker, measured as the flow-warped frame error of the output beyond the reference's own.
 
 Each frame i-1 is warped onto frame i along that clip's own flow; what the warp cannot explain (new light,
-flicker, popping texture) remains as error. The source's residual is the baseline (its own noise, occlusions);
-the output's residual above it is flicker. A global brightness step between consecutive frames that the
-source does not have is measured separately (``luma_jump``): it is what a reviewer sees as a flash.
+flicker, popping texture) remains as error. The intended reference (the source through the variant's grade)
+warped along the source's flow is the baseline (its own noise, occlusions); the output's residual above it is
+flicker. Regions whose change is intended (a swapped label) are left out; the label has its own flicker figure
+in the label check. A global brightness step between consecutive frames that the reference does not have is
+measured separately (``luma_jump``): it is what a reviewer sees as a flash.
+
+The bounds widen with the source's own behaviour: ``source_warp_noise`` (the median residual of the source's
+own frame-to-frame warp, i.e. sensor and compression noise) and ``source_luma_noise``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from qa.checks import CheckResult, frame_table
+from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
 from qa.checks.geometry import gray
 
+BORDER = 8
+"""Pixels at the frame's border left out of the warp error (the warp samples outside the frame there)."""
 
-def warp_error(a: np.ndarray, b: np.ndarray, flow: np.ndarray) -> float:
-    """Mean absolute grey error between frame ``b`` and frame ``a`` warped along ``flow`` (a -> b)."""
+
+def warp_residual(a: np.ndarray, b: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Absolute grey error (h, w) float32 between frame ``b`` and frame ``a`` warped along ``flow`` (a -> b)."""
     import cv2
 
     h, w = flow.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     # flow maps a -> b; sample a at (x - flow) to predict b (backward warp with the forward flow: good enough
-    # for the smooth flows of real shots, and the same approximation is made for source and output).
+    # for the smooth flows of real shots, and the same approximation is made for reference and output).
     pred = cv2.remap(gray(a), xx - flow[..., 0], yy - flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    m = 8  # ignore the border, where the warp samples outside the frame
-    return float(np.abs(pred[m:-m, m:-m].astype(np.float32) - gray(b)[m:-m, m:-m]).mean())
+    return np.abs(pred.astype(np.float32) - gray(b))
 
 
-def temporal_check(src: np.ndarray, out: np.ndarray, src_flows: np.ndarray, out_flows: np.ndarray,
-                   first: int = 1) -> CheckResult:
-    """Flicker and brightness jumps for each consecutive pair (i-1, i).
+def _masked_mean(err: np.ndarray, keep: np.ndarray) -> float:
+    m = keep.copy()
+    m[:BORDER], m[-BORDER:], m[:, :BORDER], m[:, -BORDER:] = False, False, False, False
+    return float(err[m].mean()) if m.any() else float("nan")
 
-    Args:
-        src, out: (n+1, h, w, 3) uint8 consecutive frames of the source and the output, same analysis size.
-        src_flows, out_flows: (n, h, w, 2) flows between them (``qa.checks.motion.dis_flows``).
-        first: the frame index of ``src[1]``.
 
-    Returns:
-        ``CheckResult`` "temporal": per frame ``warp_error_src``, ``warp_error_out``, ``flicker``
-        (out - src residual, grey levels), ``luma_jump`` (|change of mean grey in the output - in the source|);
-        summary ``flicker_max``, ``flicker_mean``, ``luma_jump_max``.
-    """
+def warp_error(a: np.ndarray, b: np.ndarray, flow: np.ndarray, keep: np.ndarray | None = None) -> float:
+    """Mean absolute grey error between ``b`` and ``a`` warped along ``flow``, over ``keep`` (default: all)."""
+    err = warp_residual(a, b, flow)
+    return _masked_mean(err, np.ones(err.shape, bool) if keep is None else keep)
+
+
+def measure(batch: Batch) -> pd.DataFrame:
+    src, out, ref, keep = (batch.seq(k) for k in ("src", "out", "ref", "keep"))
+    cache = batch.clip.cache
     rows = []
-    ms = [float(gray(f).mean()) for f in src]
-    mo = [float(gray(f).mean()) for f in out]
-    for k in range(len(src_flows)):
-        es = warp_error(src[k], src[k + 1], src_flows[k])
-        eo = warp_error(out[k], out[k + 1], out_flows[k])
-        rows.append({"warp_error_src": es, "warp_error_out": eo, "flicker": eo - es,
-                     "luma_jump": abs((mo[k + 1] - mo[k]) - (ms[k + 1] - ms[k]))})
-    table = frame_table(rows, list(range(first, first + len(rows))))
-    return CheckResult("temporal", table, summarise_temporal(table))
+    for k in range(len(batch.src_flows)):
+        i = batch.pair_first + k
+        key = ("src_warp", i, src.shape[1:3])
+        if key not in cache:
+            cache[key] = warp_error(src[k], src[k + 1], batch.src_flows[k], keep[k + 1])
+        es = cache[key]
+        er = es if batch.ref_is_src else warp_error(ref[k], ref[k + 1], batch.src_flows[k], keep[k + 1])
+        eo = warp_error(out[k], out[k + 1], batch.out_flows[k], keep[k + 1])
+        kk = keep[k + 1]
+        ms = [float(gray(f)[kk].mean()) for f in (src[k], src[k + 1])]
+        mr = [float(gray(f)[kk].mean()) for f in (ref[k], ref[k + 1])]
+        mo = [float(gray(f)[kk].mean()) for f in (out[k], out[k + 1])]
+        rows.append({"warp_error_src": es, "warp_error_ref": er, "warp_error_out": eo, "flicker": eo - er,
+                     "luma_jump": abs((mo[1] - mo[0]) - (mr[1] - mr[0])), "src_luma_step": abs(ms[1] - ms[0])})
+    return frame_table(rows, list(range(batch.pair_first, batch.pair_first + len(rows))))
 
 
-def summarise_temporal(table) -> dict[str, float]:
-    """Summary numbers of a (possibly concatenated) temporal table."""
+def finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
     if table.empty:
         nan = float("nan")
-        return {"flicker_max": nan, "flicker_mean": nan, "luma_jump_max": nan}
-    return {"flicker_max": float(table["flicker"].max()), "flicker_mean": float(table["flicker"].mean()),
-            "luma_jump_max": float(table["luma_jump"].max())}
+        return CheckResult("temporal", table, {"flicker_max": nan, "flicker_mean": nan, "luma_jump_max": nan,
+                                               "source_warp_noise": nan, "source_luma_noise": nan})
+    return CheckResult("temporal", table, {
+        "flicker_max": float(table["flicker"].max()), "flicker_mean": float(table["flicker"].mean()),
+        "luma_jump_max": float(table["luma_jump"].max()),
+        "source_warp_noise": float(table["warp_error_src"].median()),
+        "source_luma_noise": float(table["src_luma_step"].median())})
+
+
+CHECK = Check(
+    name="temporal", needs=frozenset({"pairs"}), finish=finish, measure=measure,
+    about="flicker and brightness jumps of the output beyond the intended reference's own, outside the label",
+    metrics=(
+        Metric("flicker_max", "max", per_mode(1.0, 1.5, 2.5), worst="flicker", key=True, unit="grey levels",
+               floor="source_warp_noise", floor_scale=0.25,
+               explain="flicker{at}: {value:.1f} grey levels of frame-to-frame change the source's motion does "
+                       "not explain ({limit})"),
+        Metric("luma_jump_max", "max", per_mode(1.0, 1.5, 2.5), worst="luma_jump", key=True, unit="grey levels",
+               floor="source_luma_noise", floor_scale=0.5,
+               explain="brightness jumps {value:.1f} grey levels{at} where the intended picture does not "
+                       "({limit})"),
+    ))

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 
-from qa.checks import CheckResult, frame_table
+from qa.checks.base import Check, CheckResult, Clip, Metric, frame_table, per_mode
 from qa.checks.geometry import gray
 
 
@@ -44,11 +45,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def keyframe_check(frames: Mapping[int, np.ndarray], guides: Mapping[int, np.ndarray]) -> CheckResult:
-    """Similarity of the output at each keyframe to its guide image.
-
-    Args:
-        frames: frame index -> output frame at the keyframe.
-        guides: frame index -> guide image (any size; resized to the frame).
+    """Similarity of the output at each keyframe to its guide image (resized to the frame).
 
     Returns:
         ``CheckResult`` "keyframes": per frame ``keyframe_ssim``; summary ``keyframe_ssim_min`` (NaN when the
@@ -67,3 +64,35 @@ def keyframe_check(frames: Mapping[int, np.ndarray], guides: Mapping[int, np.nda
     table = frame_table(rows, index)
     return CheckResult("keyframes", table,
                        {"keyframe_ssim_min": float(table["keyframe_ssim"].min()) if rows else float("nan")})
+
+
+def _timing_finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
+    return timing_check(clip.source_count, clip.fps, clip.output_count, clip.output_fps)
+
+
+def _keyframes_finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
+    return keyframe_check({i: s[1] for i, s in clip.samples.items()}, clip.guides)
+
+
+def _count(f):
+    n = f.qa.frame_count
+    v = int(f.value)
+    return f"output has {n + v} frames, the source {n}: frames were {'dropped' if v < 0 else 'added'} ({abs(v)})"
+
+
+CHECK = Check(
+    name="timing", needs=frozenset({"clip"}), finish=_timing_finish,
+    about="frame count, frame rate and duration of the output against the source",
+    metrics=(
+        Metric("frame_count_delta", "equal", per_mode(0), key=True, explain=_count),
+        Metric("fps_equal", "equal", per_mode(1), explain="output frame rate differs from the source's"),
+    ))
+
+KEYFRAMES_CHECK = Check(
+    name="keyframes", needs=frozenset({"samples"}), finish=_keyframes_finish,
+    sample_frames=lambda clip: set(clip.guides),
+    about="the output at each keyframe against its guide image",
+    metrics=(
+        Metric("keyframe_ssim_min", "min", per_mode(0.7, 0.6, 0.5), worst="keyframe_ssim", key=True,
+               explain="keyframe{at} does not match its guide (SSIM {value:.2f}, {limit})"),
+    ))
