@@ -12,15 +12,63 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from qa.checks.delivery import CHECKS, DeliveryFacts, safe_zone
+
+
+@dataclass
+class DeliveryQA:
+    """What a metric's explanation sees of one delivered file (``Failure.qa``): its facts, one check's per-frame
+    table and summary, the frame rate for timecodes."""
+
+    facts: DeliveryFacts
+    frames: pd.DataFrame
+    summary: dict
+    fps: Fraction
+
+
+def judge(check_module, result, target, facts) -> tuple[list[str], list[int | None], dict]:
+    """Judge one delivery check's result by its declared metrics (``metrics(target)``), as ``qa.expectations``
+    judges a variant's: NaN is not judged; a failure is explained by the metric's ``explain`` with the frame its
+    ``worst`` column locates. Returns (reasons, their worst frames, {metric: {"value", "min", "max"}} failed)."""
+    from qa.checks.base import Failure
+    from qa.expectations import limit_text, worst_frame
+    from ray32.timecode import format_seconds
+
+    reasons, frames, failed = [], [], {}
+    qa = DeliveryQA(facts, result.frames, result.summary, facts.source_fps)
+    for m in check_module.metrics(target):
+        v = result.summary.get(m.name)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        lo, hi = m.bound_for("adhere")
+        if not ((lo is not None and v < lo) or (hi is not None and v > hi)):
+            continue
+        i = worst_frame(result.frames, m)
+        at = "" if i is None else f" at {format_seconds(i / facts.source_fps)}"
+        lim = limit_text(lo, hi)
+        failure = Failure(metric=m, value=float(v), bound=hi if m.side == "max" else lo, limit=lim, frame=i, at=at,
+                          qa=qa)
+        if callable(m.explain):
+            got = m.explain(failure)
+            text, i = got if isinstance(got, tuple) else (got, i)
+        else:
+            text = m.explain.format(name=m.name, value=v, limit=lim, at=at, bound=failure.bound, unit=m.unit,
+                                    frame=i)
+        reasons.append(f"{target.name}: {text}")
+        frames.append(i)
+        failed[m.name] = {"value": float(v), "min": lo, "max": hi}
+    return reasons, frames, failed
 
 BLACK_FILTER = "blackdetect=d=0.04:pix_th=0.10"
 FREEZE_FILTER = "freezedetect=n=0.001:d=0.2"
@@ -121,19 +169,27 @@ def check_delivery(path: str | os.PathLike, target, *, source_fps, source_frames
                           black={"output": bf["black"], "source": src_bf["black"]},
                           freeze={"output": bf["freeze"], "source": src_bf["freeze"]},
                           label_quads=quads, face_boxes=boxes)
-    metrics, reasons, worst = {}, [], None
-    for check in CHECKS:
-        result = check.measure(facts)
-        metrics[check.NAME] = {k: (None if isinstance(v, float) and v != v else v) for k, v in result.summary.items()}
-        reasons += [f"{target.name}: {r}" for r in check.judge(result, target, facts)]
-        if check is safe_zone:
+    from qa.checks.base import Clip
+
+    clip = Clip(facts=facts, fps=facts.source_fps, output_fps=probe["fps"], source_count=int(source_frames),
+                output_count=int(probe["frame_count"]))
+    metrics, reasons, failed, worst = {}, [], {}, None
+    empty = pd.DataFrame()
+    for module in CHECKS:
+        result = module.CHECK.finish(empty, clip)
+        metrics[module.CHECK.name] = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                                      for k, v in result.summary.items()}
+        why, _, bad = judge(module, result, target, facts)
+        reasons += why
+        failed.update(bad)
+        if module is safe_zone:
             worst = safe_zone.worst_frame(result)
     shown = None
     if overlay is not None and target.zones:
         frame_index = worst if worst is not None else int(source_frames) // 2
         shown = draw_overlay(path, frame_index, target, quads, boxes, overlay)
     return {"target": target.name, "verdict": "fail" if reasons else "pass", "reasons": reasons,
-            "metrics": metrics, "loudness": loud, "worst_frame": worst,
+            "failed": failed, "metrics": metrics, "loudness": loud, "worst_frame": worst,
             "overlay": Path(shown).name if shown else None}
 
 

@@ -162,7 +162,7 @@ def test_delivered_files_read_back_meet_their_targets(demo_deliveries):
         rec = records[name]
         assert rec["loudness"]["before"]["integrated"] == pytest.approx(-20.0, abs=0.5)  # the demo's tone
         assert rec["loudness"]["after"]["integrated"] == pytest.approx(i, abs=0.2)
-        assert rec["qa"]["metrics"]["loudness"]["integrated_lufs"] == pytest.approx(i, abs=0.2)
+        assert rec["qa"]["metrics"]["delivery loudness"]["integrated_lufs"] == pytest.approx(i, abs=0.2)
     assert records["meta-feed-4x5"]["qa"]["verdict"] == "pass", records["meta-feed-4x5"]["qa"]["reasons"]
     # A 1.5 s clip is no CTV spot: that is the one reason it fails.
     assert records["ctv-16x9"]["qa"]["reasons"] == ["ctv-16x9: duration 1.50 s; ctv-16x9 takes spots of 15 or 30 s"]
@@ -207,8 +207,9 @@ def red_rows(frame: np.ndarray) -> tuple[int, int]:
 def test_tracked_reframe_keeps_the_label_clear_of_the_reels_caption_zone(tmp_path):
     import av
 
+    from qa.checks.base import Clip
     from qa.checks.delivery import DeliveryFacts, safe_zone
-    from qa.delivery import map_tracks
+    from qa.delivery import judge, map_tracks
     from ray32.deliver import DeliveryWriter, plan_delivery
 
     frames, quads = tall_frames()
@@ -230,8 +231,9 @@ def test_tracked_reframe_keeps_the_label_clear_of_the_reels_caption_zone(tmp_pat
         q, _ = map_tracks(geometry, quads, None)
         facts = DeliveryFacts(target=reels, file="x.mp4", probe={"width": 1080, "height": 1920},
                               source_fps=Fraction(24), source_frames=24, label_quads=q)
-        result = safe_zone.measure(facts)
-        return result, safe_zone.judge(result, reels, facts)
+        result = safe_zone.CHECK.finish(None, Clip(facts=facts, fps=Fraction(24), output_fps=Fraction(24),
+                                                   source_count=24, output_count=24))
+        return result, judge(safe_zone, result, reels, facts)[0]
 
     result, reasons = judged(rec["geometry"])
     assert reasons == [] and result.summary["label_zone_frames"] == 0
@@ -239,7 +241,8 @@ def test_tracked_reframe_keeps_the_label_clear_of_the_reels_caption_zone(tmp_pat
     naive = {"crop_size": [360, 640], "offsets": [[0, 280]] * 24, "out_size": [1080, 1920]}
     result, reasons = judged(naive)
     assert result.summary["label_zone_frames"] == 24
-    assert len(reasons) == 1 and "'caption and call to action' zone on 24 of 24 frames" in reasons[0]
+    assert len(reasons) == 1 and reasons[0].startswith("meta-reels: the label sits under")
+    assert "'caption and call to action' zone on 24 of 24 frames" in reasons[0]
     assert re.search(r"worst at 00:00:00:\d\d \(frame \d+\): 46 % of it covered", reasons[0]), reasons
 
 
@@ -285,7 +288,7 @@ def test_campaign_variant_is_packaged_per_target_with_spec_and_measured_values(t
     vm = json.loads((folder / "manifest.json").read_text())
     d = vm["deliveries"]["meta-feed-4x5"]
     assert d["spec"]["size"] == [1080, 1350] and d["spec"]["source"].startswith("Meta Business Help Center")
-    assert d["verdict"] == "pass" and d["measured"]["format"]["width"] == 1080
+    assert d["verdict"] == "pass" and d["measured"]["delivery format"]["width"] == 1080
     assert d["loudness"]["after"]["integrated"] == pytest.approx(-14, abs=1)
     assert f"meta-feed-4x5/{v['slug']}_meta-feed-4x5.mp4" in vm["files"]
     tl = otio.adapters.read_from_file(str(out["timeline"]))

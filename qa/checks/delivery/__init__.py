@@ -1,10 +1,12 @@
-"""Delivery checks: does a delivered file meet its target (``ray32.targets``)?
+"""Delivery checks: does a delivered file meet its target (``ray32.targets``)? Checks of the QA design.
 
-One file per check. Each declares ``NAME``, ``EXPLAIN`` (what it measures and why it matters, for the report)
-and two pure functions: ``measure(facts) -> CheckResult`` (numbers from the facts ``qa.delivery`` gathered:
-ffprobe's fields, loudness figures, black/freeze stretches, the tracks mapped into the delivered frame) and
-``judge(result, target, facts) -> list[str]`` (the reasons it fails; the bounds are the target's, its tolerances
-are the check's). Adding a check is one file plus one entry in ``CHECKS``.
+One file per check, each with one declaration ``CHECK = Check(...)`` (``qa.checks.base``; needs ``"clip"``:
+its ``finish(frames, clip)`` reads the ``DeliveryFacts`` in ``clip.facts`` and returns the measured numbers)
+and ``metrics(target) -> tuple[Metric, ...]``: the same ``Metric`` declarations as every QA check (side, worst
+frame column, the reviewer's explanation), bounded by the target's spec rather than by the mode (the bound is
+the same in every mode). ``qa.delivery`` gathers the facts (ffprobe, ebur128, black/freeze detection, the tracks
+mapped into the delivered frame), runs the checks in ``CHECKS`` and judges them by their declarations. Adding a
+delivery check is one file plus one entry in ``CHECKS``.
 """
 
 from __future__ import annotations
@@ -14,24 +16,18 @@ from fractions import Fraction
 
 import numpy as np
 
-from qa.checks.delivery import black_freeze, duration, frame_rate, loudness, safe_zone, stream_format
-
-CHECKS = (stream_format, frame_rate, duration, loudness, black_freeze, safe_zone)
-"""Every delivery check, in report order."""
-
 
 @dataclass
 class DeliveryFacts:
-    """What the checks look at for one delivered file.
+    """What the delivery checks look at for one delivered file.
 
     Attributes:
         target: the ``DeliveryTarget``. file: the delivered file's name.
         probe: ``{"width", "height", "codec", "fps" (Fraction), "frame_count", "duration_s", "kbps",
             "video_kbps", "constant_frame_rate" (bool), "audio": {"codec", "rate", "channels"} or None}``.
         source_fps, source_frames: the variant's timing.
-        loudness: ``{"before", "after", "gain_db", "note"}`` from the export (figures as dicts) -- ``after`` is
-            measured on the delivered file.
-        black, freeze: the longest black / frozen stretch (seconds) in the delivery and in the source.
+        loudness: ``{"before", "after", "gain_db", "note"}`` (figures as dicts); ``after`` measured on the file.
+        black, freeze: the longest black / frozen stretch (seconds): ``{"output": s, "source": s}``.
         label_quads: (n, 4, 2) the label's corners per frame in the delivered frame's pixels (NaN: not tracked).
         face_boxes: (n, 4) face boxes per frame in the delivered frame's pixels (NaN: none).
     """
@@ -48,4 +44,16 @@ class DeliveryFacts:
     face_boxes: np.ndarray | None = None
 
 
-__all__ = ["CHECKS", "DeliveryFacts"]
+def same(value) -> dict:
+    """A target's bound, the same in every mode."""
+    from qa.checks.base import per_mode
+
+    return per_mode(value)
+
+
+from qa.checks.delivery import black_freeze, duration, frame_rate, loudness, safe_zone, stream_format  # noqa: E402
+
+CHECKS = (stream_format, frame_rate, duration, loudness, black_freeze, safe_zone)
+"""Every delivery check module (``CHECK`` + ``metrics(target)``), in report order."""
+
+__all__ = ["CHECKS", "DeliveryFacts", "same"]

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from qa.checks import CheckResult, frame_table
-
-NAME = "black and frozen frames"
-EXPLAIN = ("The longest black stretch (ffmpeg blackdetect) and frozen stretch (freezedetect) of the delivery, "
-           "less the source's own: a delivery may not add black or frozen picture beyond the target's limits.")
+from qa.checks.base import Check, CheckResult, Metric, frame_table
+from qa.checks.delivery import same
 
 
-def measure(facts) -> CheckResult:
-    b, f = facts.black, facts.freeze
-    return CheckResult(NAME, frame_table([], []), {
-        "black_s": float(b.get("output", 0.0)), "black_source_s": float(b.get("source", 0.0)),
-        "freeze_s": float(f.get("output", 0.0)), "freeze_source_s": float(f.get("source", 0.0))})
+def finish(frames, clip) -> CheckResult:
+    b, f = clip.facts.black, clip.facts.freeze
+    black, black_src = float(b.get("output", 0.0)), float(b.get("source", 0.0))
+    freeze, freeze_src = float(f.get("output", 0.0)), float(f.get("source", 0.0))
+    return CheckResult("delivery black and frozen frames", frame_table([], []), {
+        "black_s": black, "black_source_s": black_src, "black_added_s": max(0.0, black - black_src),
+        "freeze_s": freeze, "freeze_source_s": freeze_src, "freeze_added_s": max(0.0, freeze - freeze_src)})
 
 
-def judge(result: CheckResult, target, facts) -> list[str]:
-    s = result.summary
-    reasons = []
-    if s["black_s"] - s["black_source_s"] > target.max_black_s:
-        reasons.append(f"{s['black_s']:.2f} s of black picture (the source has {s['black_source_s']:.2f} s; "
-                       f"{target.name} allows {target.max_black_s:g} s more)")
-    if s["freeze_s"] - s["freeze_source_s"] > target.max_freeze_s:
-        reasons.append(f"{s['freeze_s']:.2f} s of frozen picture (the source has {s['freeze_source_s']:.2f} s; "
-                       f"{target.name} allows {target.max_freeze_s:g} s more)")
-    return reasons
+def metrics(t) -> tuple[Metric, ...]:
+    return (
+        Metric("black_added_s", "max", same(t.max_black_s), unit="s",
+               explain=f"{{value:.2f}} s more black picture than the source has ({t.name} allows "
+                       f"{t.max_black_s:g} s)"),
+        Metric("freeze_added_s", "max", same(t.max_freeze_s), unit="s",
+               explain=f"{{value:.2f}} s more frozen picture than the source has ({t.name} allows "
+                       f"{t.max_freeze_s:g} s)"),
+    )
+
+
+CHECK = Check(name="delivery black and frozen frames", needs=frozenset({"clip"}), finish=finish, metrics=(),
+              about="the longest black (ffmpeg blackdetect) and frozen (freezedetect) stretch of the delivery, less "
+                    "the source's own")

@@ -4,30 +4,32 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from qa.checks import CheckResult, frame_table
-
-NAME = "frame rate"
-EXPLAIN = ("Whether the delivered video has a constant frame rate (every frame lasts the same, from the "
-           "packets' timestamps), a rate the target accepts, and exactly the variant's frames.")
+from qa.checks.base import Check, CheckResult, Metric, frame_table
+from qa.checks.delivery import same
 
 
-def measure(facts) -> CheckResult:
-    p = facts.probe
-    return CheckResult(NAME, frame_table([], []), {
-        "fps": float(p["fps"]), "constant_frame_rate": int(bool(p["constant_frame_rate"])),
-        "frame_count_delta": int(p["frame_count"]) - int(facts.source_frames)})
+def finish(frames, clip) -> CheckResult:
+    f = clip.facts
+    fps = Fraction(f.probe["fps"])
+    rates = f.target.frame_rates
+    return CheckResult("delivery frame rate", frame_table([], []), {
+        "fps": float(fps), "constant_frame_rate": int(bool(f.probe["constant_frame_rate"])),
+        "fps_accepted": int(not rates or fps in rates), "fps_kept": int(fps == Fraction(f.source_fps)),
+        "delivered_frame_delta": int(f.probe["frame_count"]) - int(f.source_frames)})
 
 
-def judge(result: CheckResult, target, facts) -> list[str]:
-    s, fps = result.summary, Fraction(facts.probe["fps"])
-    reasons = []
-    if not s["constant_frame_rate"]:
-        reasons.append(f"variable frame rate; {target.name} needs a constant frame rate")
-    if target.frame_rates and fps not in target.frame_rates:
-        reasons.append(f"{float(fps):.3f} fps is not one {target.name} accepts "
-                       f"({', '.join(f'{float(r):.3f}' for r in target.frame_rates)})")
-    if fps != Fraction(facts.source_fps):
-        reasons.append(f"{float(fps):.3f} fps differs from the variant's {float(facts.source_fps):.3f}")
-    if s["frame_count_delta"]:
-        reasons.append(f"{facts.probe['frame_count']} frames, the variant has {facts.source_frames}")
-    return reasons
+def metrics(t) -> tuple[Metric, ...]:
+    rates = ", ".join(f"{float(r):.3f}" for r in t.frame_rates)
+    return (
+        Metric("constant_frame_rate", "equal", same(1), key=True,
+               explain=f"variable frame rate; {t.name} needs a constant frame rate"),
+        Metric("fps_accepted", "equal", same(1), explain=f"a frame rate {t.name} does not accept ({rates})"),
+        Metric("fps_kept", "equal", same(1), explain="the frame rate differs from the variant's"),
+        Metric("delivered_frame_delta", "equal", same(0),
+               explain="{value:+.0f} frames against the variant: frames were dropped or added"),
+    )
+
+
+CHECK = Check(name="delivery frame rate", needs=frozenset({"clip"}), finish=finish, metrics=(),
+              about="constant frame rate (every packet lasts the same), a rate the target accepts, the variant's "
+                    "frames exactly")

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from qa.checks import CheckResult, frame_table
+from qa.checks.base import Check, CheckResult, Metric, frame_table
+from qa.checks.delivery import same
 
-NAME = "safe zone"
-EXPLAIN = ("The tracked label quad and the face boxes against the platform's interface zones (where its app "
-           "draws captions, buttons and bars) on every frame of the delivery: a label or face under a zone is "
-           "hidden from the viewer. Shown: the worst frame with the zones drawn over it.")
 COVER_MAX = 0.02
 """Share of a label's or face's visible box that may lie under a zone (a hair over the edge is not a miss)."""
 VISIBLE_MIN = 0.25
@@ -37,7 +34,8 @@ def _covers(box: np.ndarray, zones_px: list, width: int, height: int) -> tuple[f
     return best, name
 
 
-def measure(facts) -> CheckResult:
+def finish(frames, clip) -> CheckResult:
+    facts = clip.facts
     t = facts.target
     w, h = int(facts.probe["width"]), int(facts.probe["height"])
     zones = [(z.name, z.pixels(w, h)) for z in t.zones]
@@ -65,7 +63,7 @@ def measure(facts) -> CheckResult:
         summary[f"{what}_judged_frames"] = int(len(judged))
         summary[f"{what}_cover_max"] = float(judged.max()) if len(judged) else float("nan")
         summary[f"{what}_worst_frame"] = int(judged.idxmax()) if len(judged) and judged.max() > 0 else -1
-    return CheckResult(NAME, table, summary)
+    return CheckResult("safe zone", table, summary)
 
 
 def worst_frame(result: CheckResult) -> int | None:
@@ -76,17 +74,31 @@ def worst_frame(result: CheckResult) -> int | None:
     return None
 
 
-def judge(result: CheckResult, target, facts) -> list[str]:
-    from ray32.timecode import format_timecode
+def _explain(what: str, noun: str, target):
+    def explain(f):
+        from ray32.timecode import format_timecode
 
-    s = result.summary
-    reasons = []
-    for what, noun in (("label", "the label"), ("face", "a face")):
-        bad = s[f"{what}_zone_frames"]
-        if bad:
-            i = s[f"{what}_worst_frame"]
-            zone = result.frames.loc[i, f"{what}_zone"]
-            reasons.append(f"{noun} sits under {target.name}'s '{zone}' zone on {bad} of {s[f'{what}_judged_frames']} "
-                           f"frames; worst at {format_timecode(i, facts.source_fps)} (frame {i}): "
-                           f"{100 * s[f'{what}_cover_max']:.0f} % of it covered")
-    return reasons
+        s = f.qa.summary
+        i = f.frame
+        zone = f.qa.frames.loc[i, f"{what}_zone"] if i is not None else "?"
+        return (f"{noun} sits under {target.name}'s '{zone}' zone on {int(f.value)} of {s[f'{what}_judged_frames']} "
+                f"frames; worst at {format_timecode(i, f.qa.fps)} (frame {i}): "
+                f"{100 * s[f'{what}_cover_max']:.0f} % of it covered"), i
+    return explain
+
+
+def metrics(t) -> tuple[Metric, ...]:
+    if not t.zones:
+        return ()
+    return (
+        Metric("label_zone_frames", "max", same(0), worst="label_cover", key=True,
+               explain=_explain("label", "the label", t)),
+        Metric("face_zone_frames", "max", same(0), worst="face_cover", key=True,
+               explain=_explain("face", "a face", t)),
+    )
+
+
+CHECK = Check(name="safe zone", needs=frozenset({"clip"}), finish=finish, metrics=(),
+              about="the tracked label quad and the face boxes against the platform's interface zones (where its "
+                    "app draws captions, buttons and bars) on every frame of the delivery; the worst frame is shown "
+                    "with the zones drawn over it")

@@ -2,39 +2,53 @@
 
 from __future__ import annotations
 
-from qa.checks import CheckResult, frame_table
+import math
 
-NAME = "format"
-EXPLAIN = ("The delivered video's size and codec, its overall bitrate (ffprobe) and its audio's codec, sample "
-           "rate and channels, against the target's spec: platforms reject files outside these.")
+from qa.checks.base import Check, CheckResult, Metric, frame_table
+from qa.checks.delivery import same
+
 BITRATE_SLACK = 0.05
 """Share of the target's bitrate limits a measured bitrate may miss them by (container overhead, rounding)."""
+CODECS = {"h264": 1, "hevc": 2, "prores": 3}
 
 
-def measure(facts) -> CheckResult:
-    p = facts.probe
+def finish(frames, clip) -> CheckResult:
+    p = clip.facts.probe
     a = p.get("audio") or {}
-    return CheckResult(NAME, frame_table([], []), {
-        "width": p["width"], "height": p["height"], "kbps": p.get("kbps"), "video_kbps": p.get("video_kbps"),
-        "audio_rate": a.get("rate"), "audio_channels": a.get("channels")})
+    t = clip.facts.target
+    return CheckResult("delivery format", frame_table([], []), {
+        "width": p["width"], "height": p["height"], "kbps": p.get("kbps") or math.nan,
+        "video_kbps": p.get("video_kbps") or math.nan,
+        "codec_ok": math.nan if t.codec is None else int(p.get("codec") == t.codec),
+        "audio_tracks": int(bool(a)), "audio_rate": a.get("rate") or math.nan,
+        "audio_channels": a.get("channels") or math.nan})
 
 
-def judge(result: CheckResult, target, facts) -> list[str]:
-    s, p, t = result.summary, facts.probe, target
-    reasons = []
-    if t.size is not None and (s["width"], s["height"]) != tuple(t.size):
-        reasons.append(f"size {s['width']}x{s['height']}, {t.name} needs {t.size[0]}x{t.size[1]}")
-    if t.codec is not None and p.get("codec") != t.codec:
-        reasons.append(f"video codec {p.get('codec')}, {t.name} needs {t.codec}")
-    kbps = s.get("kbps")
-    if kbps is not None and t.min_kbps is not None and kbps < t.min_kbps * (1 - BITRATE_SLACK):
-        reasons.append(f"bitrate {kbps:.0f} kbps is under {t.name}'s minimum {t.min_kbps} kbps")
-    if kbps is not None and t.max_kbps is not None and kbps > t.max_kbps * (1 + BITRATE_SLACK):
-        reasons.append(f"bitrate {kbps:.0f} kbps is over {t.name}'s maximum {t.max_kbps} kbps")
-    if t.audio_required and not p.get("audio"):
-        reasons.append(f"no audio track; {t.name} needs {t.audio_rate} Hz audio")
-    elif p.get("audio") and t.codec is not None:
-        if s["audio_rate"] != t.audio_rate or s["audio_channels"] != t.audio_channels:
-            reasons.append(f"audio {s['audio_rate']} Hz x {s['audio_channels']} ch, {t.name} needs "
-                           f"{t.audio_rate} Hz x {t.audio_channels} ch")
-    return reasons
+def metrics(t) -> tuple[Metric, ...]:
+    """The metrics judged for target ``t``."""
+    out = []
+    if t.size is not None:
+        out += [Metric("width", "equal", same(t.size[0]), explain=f"width {{value:.0f}} px; {t.name} needs {t.size[0]}"),
+                Metric("height", "equal", same(t.size[1]),
+                       explain=f"height {{value:.0f}} px; {t.name} needs {t.size[1]}")]
+    if t.codec is not None:
+        out.append(Metric("codec_ok", "equal", same(1), explain=f"video codec is not {t.codec}, which {t.name} needs"))
+    if t.min_kbps is not None:
+        out.append(Metric("kbps", "min", same(t.min_kbps * (1 - BITRATE_SLACK)), key=True, unit="kbps",
+                          explain=f"bitrate {{value:.0f}} kbps is under {t.name}'s minimum {t.min_kbps} kbps"))
+    if t.max_kbps is not None:
+        out.append(Metric("kbps", "max", same(t.max_kbps * (1 + BITRATE_SLACK)), key=True, unit="kbps",
+                          explain=f"bitrate {{value:.0f}} kbps is over {t.name}'s maximum {t.max_kbps} kbps"))
+    if t.audio_required:
+        out.append(Metric("audio_tracks", "min", same(1), explain=f"no audio track; {t.name} needs {t.audio_rate} Hz audio"))
+    if t.codec is not None:
+        out += [Metric("audio_rate", "equal", same(t.audio_rate), unit="Hz",
+                       explain=f"audio at {{value:.0f}} Hz; {t.name} needs {t.audio_rate} Hz"),
+                Metric("audio_channels", "equal", same(t.audio_channels),
+                       explain=f"{{value:.0f}} audio channel(s); {t.name} needs {t.audio_channels}")]
+    return tuple(out)
+
+
+CHECK = Check(name="delivery format", needs=frozenset({"clip"}), finish=finish, metrics=(),
+              about="the delivered file's size, codec, bitrate (ffprobe) and audio format against the target's spec: "
+                    "platforms reject files outside these")
