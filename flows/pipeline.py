@@ -382,6 +382,22 @@ def load_qa(ctx_runs_dir: str | os.PathLike, campaign: str, record: dict):
         return None
 
 
+def report_deliveries(manifest: dict, runs_dir: str | os.PathLike) -> dict[str, dict]:
+    """The delivery records of a run's variants for the report, each with its safe-zone overlay's bytes."""
+    out = {}
+    for slug, v in manifest["variants"].items():
+        if not v.get("deliveries"):
+            continue
+        entry = mf.render_dir(runs_dir, manifest["campaign"], v.get("cache_key") or v["variant_id"]) / DELIVER_DIR
+        recs = {}
+        for target, d in v["deliveries"].items():
+            name = (d.get("qa") or {}).get("overlay")
+            p = entry / name if name else None
+            recs[target] = {**d, "overlay_jpeg": p.read_bytes() if p is not None and p.is_file() else None}
+        out[slug] = recs
+    return out
+
+
 def write_run_report(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) -> Path:
     """Write the run's QA report again from the verdicts in the manifest (after approvals changed)."""
     from qa.expectations import Verdict
@@ -401,7 +417,8 @@ def write_run_report(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) ->
             found[slug] = Verdict(slug, q["verdict"] == "pass", q.get("reasons", []), q.get("failed", {}),
                                   q.get("frames") or [None] * len(q.get("reasons", [])))
     return write_report(results, found, run_dir, title=f"QA: campaign {manifest['campaign']}, run {manifest['run']}",
-                        approvals={s: v["approval"] for s, v in manifest["variants"].items() if v.get("approval")})
+                        approvals={s: v["approval"] for s, v in manifest["variants"].items() if v.get("approval")},
+                        deliveries=report_deliveries(manifest, runs_dir))
 
 
 def _verdict_key(qa) -> str:
@@ -477,7 +494,8 @@ def judge(run_dir: str | os.PathLike, runs_dir: str | os.PathLike, *, report: bo
         path = write_report(results, found, run_dir,
                             title=f"QA: campaign {manifest['campaign']}, run {manifest['run']}",
                             approvals={s: v["approval"] for s, v in manifest["variants"].items()
-                                       if v.get("approval")})
+                                       if v.get("approval")},
+                            deliveries=report_deliveries(manifest, runs_dir))
     return {"report": str(path) if path else None, "verdicts": {s: vd.state for s, vd in found.items()}}
 
 

@@ -298,3 +298,18 @@ def test_campaign_variant_is_packaged_per_target_with_spec_and_measured_values(t
     assert (out["folder"] / clip.media_reference.target_url).is_file()
     run = json.loads((out["folder"] / "manifest.json").read_text())
     assert run["variants"][v["slug"]]["deliveries"]["meta-feed-4x5"]["verdict"] == "pass"
+    # The report: per target its verdict, the loudness figures and the zones drawn over the worst frame.
+    import base64
+    import io
+
+    from PIL import Image
+
+    html = pipeline.write_run_report(run_dir, ctx.runs_dir).read_text(encoding="utf-8")
+    section = html[html.index('data-target="meta-feed-4x5"'):]
+    section = section[:section.index("</section>")]
+    assert 'data-verdict="pass"' in section and "-20.0 → -14.0 LUFS (target -14.0)" in section
+    img = re.search(r'src="data:image/jpeg;base64,([^"]+)"', section).group(1)
+    overlay = np.asarray(Image.open(io.BytesIO(base64.b64decode(img))).convert("RGB")).astype(int)
+    assert overlay.shape[0] == 480 and overlay.shape[1] == 384  # 1080x1350 shown 480 high
+    top, middle = overlay[:15].mean(axis=(0, 1)), overlay[200:280, 150:230].mean(axis=(0, 1))
+    assert top[0] - top[2] > middle[0] - middle[2] + 30  # the margin zone is shaded red
