@@ -243,6 +243,7 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
             for w in writers.values():
                 w.abort()
             raise
+        t_deliver = time.perf_counter()
         deliveries = finish_deliveries(ctx, variant, prepared, plans, writers, paths, tmp)
         t1 = time.perf_counter()
         qa = measure(ctx, variant, prepared, paths)
@@ -255,7 +256,8 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
                   "qa_file": "qa.pkl" if qa is not None else None,
                   "qa_summary": {k: (None if v != v else v) for k, v in (qa.summary if qa else {}).items()},
                   "qa_notes": qa.notes if qa else ["no output QA can decode (draft, prores, hdr10, hlg)"],
-                  "timings": {"render_s": round(t1 - t0, 3), "qa_s": round(t2 - t1, 3)},
+                  "timings": {"render_s": round(t1 - t0, 3), "qa_s": round(t2 - t1, 3),
+                              "deliver_finish_s": round(t1 - t_deliver, 3)},
                   "frames": shot.frame_count, "fps": str(shot.fps), "width": width, "height": height,
                   "created": mf.now()}
         mf.write_json(tmp / mf.RECORD, record)
