@@ -326,7 +326,7 @@ def finish_deliveries(ctx: RunContext, variant: dict, prepared, plans: dict, wri
 
     if not plans:
         return {}
-    out = close_targets(plans, writers, paths, tmp / DELIVER_DIR)
+    out = close_targets(plans, writers, paths, tmp / DELIVER_DIR, measure_after=False)
     request = RenderRequest.model_validate({**absolute_request(variant["request"], ctx.root),
                                             "outputs": wanted_formats(ctx, variant)})
     quads, faces = _tracks(prepared, request)

@@ -70,6 +70,8 @@ def judge(check_module, result, target, facts) -> tuple[list[str], list[int | No
         failed[m.name] = {"value": float(v), "min": lo, "max": hi}
     return reasons, frames, failed
 
+ANALYSIS = "scale=320:-2:flags=fast_bilinear"
+"""Black and freeze detection run on a small copy of the picture (both are whole-frame measures)."""
 BLACK_FILTER = "blackdetect=d=0.04:pix_th=0.10"
 FREEZE_FILTER = "freezedetect=n=0.001:d=0.2"
 
@@ -106,7 +108,7 @@ def black_freeze(path: str | os.PathLike, *, start: float | None = None, duratio
         cmd += ["-ss", f"{start:.6f}"]
     if duration:
         cmd += ["-t", f"{duration:.6f}"]
-    cmd += ["-i", str(path), "-map", "0:v:0", "-vf", f"{BLACK_FILTER},{FREEZE_FILTER}", "-f", "null", "-"]
+    cmd += ["-i", str(path), "-map", "0:v:0", "-vf", f"{ANALYSIS},{BLACK_FILTER},{FREEZE_FILTER}", "-f", "null", "-"]
     text = subprocess.run(cmd, capture_output=True, text=True).stderr
     black = max([float(m) for m in re.findall(r"black_duration:\s*([\d.]+)", text)] or [0.0])
     freezes = [float(m) for m in re.findall(r"freeze_duration:\s*([\d.]+)", text)]

@@ -93,11 +93,14 @@ def _deliveries(records: dict | None) -> list[dict]:
         spec = d.get("spec") or {}
         target_loud = spec.get("loudness") or {}
         overlay = d.get("overlay_jpeg")
+        def one(x):
+            return None if x is None else f"{float(x):.1f}"
+
         rows.append({"target": name, "title": spec.get("title", name), "spec": spec.get("spec", ""),
                      "source": spec.get("source", ""), "verdict": qa.get("verdict") or "not checked",
                      "reasons": qa.get("reasons") or [], "notes": d.get("notes") or [], "file": d.get("file"),
-                     "lufs_before": before.get("integrated"), "lufs_after": after.get("integrated"),
-                     "tp_before": before.get("true_peak"), "tp_after": after.get("true_peak"),
+                     "lufs_before": one(before.get("integrated")), "lufs_after": one(after.get("integrated")),
+                     "tp_before": one(before.get("true_peak")), "tp_after": one(after.get("true_peak")),
                      "gain": loud.get("gain_db"), "loudness_note": loud.get("note", ""),
                      "lufs_target": target_loud.get("integrated_lufs"), "tp_ceiling": target_loud.get("true_peak_dbtp"),
                      "worst_frame": qa.get("worst_frame"), "overlay": _b64(overlay) if overlay else None})

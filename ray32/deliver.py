@@ -202,16 +202,17 @@ class DeliveryWriter:
         self.writer.write(frames)
         self.written += len(frames)
 
-    def close(self) -> dict:
+    def close(self, measure_after: bool = True) -> dict:
         """Finish the video, normalise the audio to the target (two passes) and return the delivery record:
-        ``{"target", "file", "loudness", "geometry", "notes"}``."""
+        ``{"target", "file", "loudness", "geometry", "notes"}`` (``measure_after=False``: the loudness after is
+        left to the delivery check, which measures the file anyway)."""
         from ray32.loudness import normalise_file
 
         t = self.plan.target
         video = self.writer.close()
         try:
             loud = normalise_file(video, self.path, t.loudness, rate=t.audio_rate, channels=t.audio_channels,
-                                  add_silence=t.audio_required)
+                                  add_silence=t.audio_required, measure_after=measure_after)
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
         return {"target": t.name, "file": self.path.name, "files": [self.path.name], "loudness": loud,
@@ -230,7 +231,8 @@ class DeliveryWriter:
         return False
 
 
-def deliver_master(paths: dict[str, Path], out_dir: str | os.PathLike, plan: DeliveryPlan) -> dict:
+def deliver_master(paths: dict[str, Path], out_dir: str | os.PathLike, plan: DeliveryPlan, *,
+                   measure_after: bool = True) -> dict:
     """The ``master`` target: the exported formats copied into ``out_dir`` with their audio normalised to the
     master's loudness (video streams copied; an image sequence is copied as it is)."""
     from ray32.loudness import normalise_file
@@ -246,7 +248,7 @@ def deliver_master(paths: dict[str, Path], out_dir: str | os.PathLike, plan: Del
             shutil.copytree(p, dst, dirs_exist_ok=True)
         else:
             figures = normalise_file(p, dst, t.loudness, rate=t.audio_rate, channels=t.audio_channels,
-                                     add_silence=t.audio_required)
+                                     add_silence=t.audio_required, measure_after=measure_after)
             if main is None or fmt == "draft":
                 main, loud = dst.name, figures
         files.append(dst.name)
@@ -291,16 +293,19 @@ def tee(chunks, writers):
         yield chunk
 
 
-def close_targets(plans: dict, writers: dict, paths: dict, out_dir: str | os.PathLike) -> dict:
+def close_targets(plans: dict, writers: dict, paths: dict, out_dir: str | os.PathLike, *,
+                  measure_after: bool = True) -> dict:
     """Finish every target (loudness normalised; ``master`` copied from the exported ``paths``).
 
     Returns:
         ``{name: {"target", "spec", "file", "files", "loudness", "geometry", "notes"}}`` (file names relative to
-        ``<out_dir>/<name>/``).
+        ``<out_dir>/<name>/``). ``measure_after=False`` leaves the loudness after normalisation to the delivery
+        checks (``qa.delivery.check_delivery`` measures the delivered file and records it).
     """
     out = {}
     for name, plan in plans.items():
-        rec = deliver_master(paths, Path(out_dir) / name, plan) if name == "master" else writers[name].close()
+        rec = (deliver_master(paths, Path(out_dir) / name, plan, measure_after=measure_after) if name == "master"
+               else writers[name].close(measure_after=measure_after))
         rec["spec"] = plan.target.describe()
         out[name] = rec
     return out

@@ -112,7 +112,7 @@ def audio_codec_for(path: str | os.PathLike) -> str:
 
 
 def normalise_file(src: str | os.PathLike, dst: str | os.PathLike, target, *, rate: int = 48000,
-                   channels: int = 2, add_silence: bool = False) -> dict:
+                   channels: int = 2, add_silence: bool = False, measure_after: bool = True) -> dict:
     """Copy ``src`` to ``dst`` with its audio normalised to ``target`` (two passes; video copied).
 
     Args:
@@ -120,6 +120,7 @@ def normalise_file(src: str | os.PathLike, dst: str | os.PathLike, target, *, ra
         target: a ``ray32.targets.Loudness`` (integrated LUFS, true-peak ceiling), or None to keep the level.
         rate, channels: the delivered audio's sample rate and channels.
         add_silence: when ``src`` has no audio, add a silent track of ``rate`` / ``channels``.
+        measure_after: measure ``dst`` again (False when a check measures it anyway: ``after`` is then None).
 
     Returns:
         ``{"before": figures or None, "after": figures or None, "gain_db": float or None, "note": str}``
@@ -132,8 +133,14 @@ def normalise_file(src: str | os.PathLike, dst: str | os.PathLike, target, *, ra
     tmp = dst.with_name(f".{dst.name}.loudness-partial{dst.suffix}")
     codec = audio_codec_for(dst)
     acodec = ["-c:a", codec] + (["-b:a", "192k"] if codec == "aac" else [])
-    before = measure(src)
-    note, gain = "", None
+    note, gain, pass1 = "", None, None
+    if not has_audio(src):
+        before = None
+    elif target is None:
+        before = measure(src)
+    else:  # pass one measures what pass two needs; its figures are the "before" ones
+        pass1 = _loudnorm_pass1(src, target)
+        before = Figures(_number(pass1["input_i"]), _number(pass1["input_lra"]), _number(pass1["input_tp"]))
     base = [_ffmpeg(), "-hide_banner", "-nostats", "-y", "-i", str(src)]
     if before is None:
         if add_silence:
@@ -148,7 +155,7 @@ def normalise_file(src: str | os.PathLike, dst: str | os.PathLike, target, *, ra
                       "-ac", str(channels)]
         note = "silent audio kept silent" if before.silent else "level kept (no loudness target)"
     else:
-        m = _loudnorm_pass1(src, target)
+        m = pass1
         af = (f"loudnorm=I={target.integrated}:TP={target.true_peak}:LRA=20:measured_I={m['input_i']}:"
               f"measured_TP={m['input_tp']}:measured_LRA={m['input_lra']}:measured_thresh={m['input_thresh']}:"
               f"offset={m['target_offset']}:linear=true,aresample={rate}")
@@ -162,6 +169,6 @@ def normalise_file(src: str | os.PathLike, dst: str | os.PathLike, target, *, ra
         tmp.unlink(missing_ok=True)
         raise LoudnessError(f"normalising the audio of {src} failed: {out.stderr.strip().splitlines()[-1:]}")
     os.replace(tmp, dst)
-    after = measure(dst)
+    after = measure(dst) if measure_after else None
     return {"before": before.as_dict() if before else None, "after": after.as_dict() if after else None,
             "gain_db": gain, "note": note}

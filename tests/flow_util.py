@@ -23,7 +23,7 @@ def tiny_campaign(dest: Path, *, lighting=("golden", "overcast"), markets=("de",
     default: the flat per-variant layout)."""
     shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("demo.xlsx"))
     text = (dest / "campaign.yaml").read_text(encoding="utf-8")
-    text = re.sub(r"(?m)^deliver: .*$", f"deliver: [{', '.join(deliver)}]", text, count=1)
+    text = re.sub(r"(?ms)^deliver:.*?(?=^\S)", f"deliver: [{', '.join(deliver)}]\n", text, count=1)
     text = text.replace("workbook: matrix/demo.xlsx", "csv: matrix/csv", 1)
     text = text.replace("  path: source/demo_shot.mp4\n",
                         f"  path: source/demo_shot.mp4\n  trim: {{end: {frames}f}}\n", 1)

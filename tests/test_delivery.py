@@ -74,10 +74,14 @@ def test_campaign_deliver_key_is_checked_and_lists_the_known_targets(tmp_path):
     from tests.campaign_util import copy_demo, edit_yaml, plan_error
 
     camp = copy_demo(tmp_path / "camp", csv=True)
-    edit_yaml(camp, "deliver: [master, meta-reels, ctv-16x9]", "deliver: [master, instagram]")
+    edit_yaml(camp, "  - master  ", "  - instagram  ")
     _, msg = plan_error(camp)
     assert "deliver" in msg and "unknown delivery target 'instagram'" in msg
     assert "known: master, meta-reels, meta-feed-4x5, tiktok, youtube-shorts, ctv-16x9" in msg
+    camp = copy_demo(tmp_path / "camp2", csv=True)
+    edit_yaml(camp, "{target: ctv-16x9, markets: [us]}", "{target: ctv-16x9, markets: [us, it]}")
+    _, msg = plan_error(camp)
+    assert "unknown market 'it' for delivery target 'ctv-16x9'" in msg and "de, fr, us" in msg
 
 
 # ------------------------------------------------------------------------------------------------ loudness
@@ -313,3 +317,41 @@ def test_campaign_variant_is_packaged_per_target_with_spec_and_measured_values(t
     assert overlay.shape[0] == 480 and overlay.shape[1] == 384  # 1080x1350 shown 480 high
     top, middle = overlay[:15].mean(axis=(0, 1)), overlay[200:280, 150:230].mean(axis=(0, 1))
     assert top[0] - top[2] > middle[0] - middle[2] + 30  # the margin zone is shaded red
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+def test_export_and_render_deliver_from_the_command_line(tmp_path, capsys):
+    from flows.cli import main
+
+    clip = tone_clip(tmp_path / "clip.mp4", level_db=-26, seconds=1.5)
+    assert main(["export", str(clip), "--to", "draft", "--out", str(tmp_path / "exp"),
+                 "--deliver", "meta-feed-4x5"]) == 0
+    out = capsys.readouterr().out
+    feed = tmp_path / "exp" / "meta-feed-4x5" / "clip_meta-feed-4x5.mp4"
+    video = next(s for s in ffprobe(feed)["streams"] if s["codec_type"] == "video")
+    assert (video["width"], video["height"]) == (1080, 1350) and int(video["nb_read_frames"]) == 36
+    assert "meta-feed-4x5" in out and "delivery checks: pass" in out
+    assert f"{ebur128(clip)[0]:.1f} -> -14.0 LUFS" in out
+    # The composite render delivers in the same pass, following the tracked label.
+    assert main(["render", str(DEMO_SHOT), "--end", "30f", "--label-art",
+                 str(REPO / "campaigns" / "demo" / "labels" / "aqua500-de.png"), "--label-text", "AQUA FRISCH",
+                 "--label-corners", "579.5,254.5,799.5,254.5,799.5,374.5,579.5,374.5@0", "--deliver", "youtube-shorts",
+                 "--out-dir", str(tmp_path / "ren"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "ren" / "demo_shot_composite.request.json").read_text())
+    shorts = record["deliveries"]["youtube-shorts"]
+    assert shorts["qa"]["verdict"] == "pass", shorts["qa"]["reasons"]
+    offsets = np.array(shorts["geometry"]["offsets"])
+    assert (offsets[:, 0] > 480).all()  # the 9:16 crop sits on the label (x 579..800), not the frame's centre
+    assert (tmp_path / "ren" / "youtube-shorts" / "demo_shot_composite_youtube-shorts.mp4").is_file()
+    assert "youtube-shorts" in out and "delivery checks: pass" in out
+
+
+def test_an_unknown_target_on_the_command_line_is_an_input_error(tmp_path, capsys):
+    from flows.cli import main
+
+    clip = tone_clip(tmp_path / "clip.mp4", seconds=0.5)
+    assert main(["export", str(clip), "--to", "draft", "--out", str(tmp_path / "o"), "--deliver", "reelz"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown delivery target 'reelz'; known: master, meta-reels" in err and "Traceback" not in err

@@ -244,7 +244,7 @@ def check_targets(plans: dict, writers: dict, paths: dict, out_dir: Path, shot, 
 
     if not plans:
         return {}
-    records = close_targets(plans, writers, paths, out_dir)
+    records = close_targets(plans, writers, paths, out_dir, measure_after=False)
     start = float(shot.first / shot.fps) if shot.first else None
     src_bf = black_freeze(shot.info.path, start=start, duration=float(shot.frame_count / shot.fps))
     check_deliveries(records, plans, Path(out_dir), shot, quads, faces, src_bf)
@@ -266,9 +266,12 @@ def print_deliveries(deliveries: dict) -> None:
         qa = rec.get("qa") or {}
         loud = rec.get("loudness") or {}
         before, after = loud.get("before") or {}, loud.get("after") or {}
+        def one(x):
+            return "-" if x is None else f"{x:.1f}"
+
         print(f"{name:15s} {Path(name) / (rec.get('file') or '')}  delivery checks: {qa.get('verdict')}  "
-              f"loudness {before.get('integrated')} -> {after.get('integrated')} LUFS, "
-              f"true peak {after.get('true_peak')} dBTP")
+              f"loudness {one(before.get('integrated'))} -> {one(after.get('integrated'))} LUFS, "
+              f"true peak {one(after.get('true_peak'))} dBTP")
         for note in rec.get("notes") or []:
             print(f"  note: {note}")
         for reason in qa.get("reasons") or []:
