@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -54,6 +55,7 @@ class VariantQA:
         keyframes: the keyframe frame indices.
         notes: things the checks could not do or did not judge, in words.
         judged_against: what the output was compared with, per check ("label" -> "...").
+        timings: seconds spent per check (and "decode+reference" for decoding and making the reference).
     """
 
     variant: str
@@ -66,6 +68,7 @@ class VariantQA:
     keyframes: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     judged_against: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def sample_indices(frame_count: int, count: int = SAMPLES, extra: Iterable[int] = ()) -> list[int]:
@@ -160,6 +163,25 @@ class Reference:
             self.grader.close()
 
 
+def fill_track(track: dict[int, np.ndarray] | None, count: int) -> dict[int, np.ndarray] | None:
+    """The label's place on every frame: NaN quads (weak or occluded) filled by linear interpolation between the
+    nearest good ones (held at the ends). Used for the reference and the mask, never to judge the label."""
+    if track is None:
+        return None
+    idx = np.arange(count)
+    arr = np.full((count, 4, 2), np.nan)
+    for i, q in track.items():
+        if 0 <= i < count and q is not None:
+            arr[i] = q
+    good = np.all(np.isfinite(arr), axis=(1, 2))
+    if not good.any():
+        return None
+    flat = arr.reshape(count, 8)
+    for c in range(8):
+        flat[:, c] = np.interp(idx, idx[good], flat[good, c])
+    return {i: flat[i].reshape(4, 2) for i in range(count)}
+
+
 def _keep_mask(size: tuple[int, int], quad: np.ndarray | None, scale: float) -> np.ndarray:
     import cv2
 
@@ -213,6 +235,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 output_count=output_count, label_track=label_track, label_score=label_score, artwork=artwork,
                 identity_reference=identity_reference, guides=guides, reference_kind=reference.kind,
                 grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference)
+    place = fill_track(label_track, source_count) if facts.label is not None else None
     show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
     clip.sample_index = tuple(sample_indices(source_count, samples))
     extra = set()
@@ -229,6 +252,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     prev = None
     done = 0
     size = scale = None
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
     try:
         for raw in _batches(_frames_of(source), _frames_of(output), chunk_frames):
             first = raw[0][0]
@@ -246,7 +271,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                                  for _, s, o in raw])
             src = np.stack([resize(s, size) for s in src_full])
             out = np.stack([resize(o, size) for o in out_full])
-            quads = [None if label_track is None or facts.label is None else label_track.get(int(i)) for i in idx]
+            quads = [None if place is None else place.get(int(i)) for i in idx]
             if reference.intended:
                 ref = np.stack([reference(int(i), s, None if q is None else q * scale)
                                 for i, s, q in zip(idx, src, quads)])
@@ -269,6 +294,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 batch.out_flows = dis_flows(out_seq)
                 batch.out_steps = steps(out_seq, keep_seq)
                 batch.ref_steps = batch.src_steps if batch.ref_is_src else steps(ref_seq, keep_seq)
+            now = time.perf_counter()
+            timings["decode+reference"] = timings.get("decode+reference", 0.0) + now - clock
             for c in streamed:
                 if "pairs" in c.needs and (batch.src_flows is None or len(batch.src_flows) == 0):
                     continue
@@ -277,6 +304,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 if t is not None and not t.empty:
                     tables[c.name].append(t)
                     _keep_worst(worst, c, t, batch, quads, reference)
+                clock, now = time.perf_counter(), clock
+                timings[c.name] = timings.get(c.name, 0.0) + clock - now
             prev = (src[-1], out[-1], ref[-1], keep[-1])
             done += len(raw)
             if progress:
@@ -289,7 +318,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     judged_against = {}
     for c in checks:
         t = pd.concat(tables[c.name]) if tables[c.name] else pd.DataFrame()
+        t0 = time.perf_counter()
         res = c.finish(t, clip)
+        timings[c.name] = timings.get(c.name, 0.0) + time.perf_counter() - t0
         summary.update(res.summary)
         if not res.frames.empty:
             per_frame.append(res.frames)
@@ -308,7 +339,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     judged_against["reference"] = reference.kind
     return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=frames, fps=Fraction(fps),
                      frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=clip.notes,
-                     judged_against=judged_against)
+                     judged_against=judged_against, timings={k: round(v, 3) for k, v in timings.items()})
 
 
 def _keep_worst(worst: dict, check, table: pd.DataFrame, batch: Batch, quads: list, reference) -> None:

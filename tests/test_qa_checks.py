@@ -158,3 +158,29 @@ def test_hdr_light_levels():
     f[1, 0, 0] = (12.0, 3.0, 1.0)       # 1200 cd/m² at OCIO's 1.0 = 100 cd/m²
     cll, fall = hdr_light_levels(f)
     assert cll == pytest.approx(1200) and fall == pytest.approx(1200 / 16)
+
+
+def test_identity_catches_a_gradual_morph_by_its_trend(data):
+    """A 35 % morph toward another face, reached gradually: each frame stays under the distance bound, the
+    trend over the clip does not."""
+    import matplotlib.cbook as cbook
+    from skimage import data as skdata
+
+    from qa.registry import bounds
+
+    ast = face_embedding(skdata.astronaut())[0]
+    hop = face_embedding(np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")))[0]
+    frames = range(0, 96, 6)                                # a face every 6th frame of a 4 s clip
+    morph = {i: (1 - 0.35 * i / 90) * ast + 0.35 * i / 90 * hop for i in frames}
+    steady = {i: ast + (hop - ast) * 0.05 * ((i // 6) % 2) for i in frames}   # jitter, no drift
+    m, s = identity_check(morph, ast).summary, identity_check(steady, ast).summary
+    b = bounds("adhere")
+    assert m["identity_distance_max"] < b["identity_distance_max"][1]          # the maximum alone misses it
+    assert m["identity_distance_trend"] > b["identity_distance_trend"][1]      # the trend catches it
+    assert s["identity_distance_trend"] < b["identity_distance_trend"][1] / 2
+
+
+def test_faces_are_sampled_about_four_times_a_second():
+    from qa.checks.identity import face_step
+
+    assert face_step(24) == 6 and face_step(Fraction(30000, 1001)) == 7 and face_step(10) == 2

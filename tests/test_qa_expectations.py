@@ -148,3 +148,19 @@ def test_facts_paths_and_request(tmp_path):
         parse_facts({"grade": True})
     assert parse_facts({}).mode == "adhere"
     assert np.isnan(float("nan"))
+
+
+def test_label_frame_means_what_it_means_in_a_render_request():
+    from ray32.request import RenderRequest
+
+    from qa.metrics import label_frame
+
+    fps = Fraction(24)
+    for given, frame in ((12, 12), ("12", 12), ("0.5s", 12), ("00:00:00:12", 12), ("12f", 12)):
+        facts = parse_facts({"label": {"text": "A", "corners": [[0, 0], [1, 0], [1, 1], [0, 1]], "frame": given}})
+        req = RenderRequest.model_validate({"label_swap": {"artwork": "a.png", "text": "A", "frame": given,
+                                                           "corners": [[0, 0], [1, 0], [1, 1], [0, 1]]}})
+        assert label_frame(facts, fps, 72) == req.resolve_label_frame(fps, 72) == frame, given
+    with pytest.raises(QaError, match="label.frame '99' is frame 99, outside the shot"):
+        label_frame(parse_facts({"label": {"text": "A", "corners": [[0, 0], [1, 0], [1, 1], [0, 1]],
+                                           "frame": "99"}}), fps, 72)
