@@ -179,7 +179,7 @@ def test_demo_label_too_big_for_reels_is_said_at_reframe_and_named_by_the_check(
     assert any("cannot keep the label/faces clear" in n for n in plans["meta-reels"].notes)
     reasons = [r for r in reels["qa"]["reasons"] if "safe" in r or "zone" in r]
     assert len(reasons) == 1
-    assert re.search(r"the label sits under meta-reels's 'caption and call to action' zone on \d+ of 36 frames; "
+    assert re.search(r"meta-reels: the label sits under the 'caption and call to action' zone on \d+ of 36 frames; "
                      r"worst at 00:00:\d\d:\d\d \(frame \d+\)", reasons[0]), reasons
 
 

@@ -81,7 +81,7 @@ def _explain(what: str, noun: str, target):
         s = f.qa.summary
         i = f.frame
         zone = f.qa.frames.loc[i, f"{what}_zone"] if i is not None else "?"
-        return (f"{noun} sits under {target.name}'s '{zone}' zone on {int(f.value)} of {s[f'{what}_judged_frames']} "
+        return (f"{noun} sits under the '{zone}' zone on {int(f.value)} of {s[f'{what}_judged_frames']} "
                 f"frames; worst at {format_timecode(i, f.qa.fps)} (frame {i}): "
                 f"{100 * s[f'{what}_cover_max']:.0f} % of it covered"), i
     return explain
