@@ -79,16 +79,15 @@ FREEZE_FILTER = "freezedetect=n=0.001:d=0.2"
 def probe_file(path: str | os.PathLike) -> dict:
     """Size, codec, frame rate, frame count, duration, bitrates, constant frame rate and audio format (ffprobe)."""
     out = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
-                          "format=duration,bit_rate:stream=codec_type,codec_name,width,height,r_frame_rate,"
-                          "avg_frame_rate,nb_frames,bit_rate,sample_rate,channels", "-of", "json", str(path)],
-                         capture_output=True, text=True, check=True)
+                          "format=duration,bit_rate:stream=index,codec_type,codec_name,width,height,r_frame_rate,"
+                          "avg_frame_rate,nb_frames,bit_rate,sample_rate,channels:packet=stream_index,pts",
+                          "-of", "json", str(path)], capture_output=True, text=True, check=True)
     data = json.loads(out.stdout)
     video = next(s for s in data["streams"] if s["codec_type"] == "video")
     audio = next((s for s in data["streams"] if s["codec_type"] == "audio"), None)
     fps = Fraction(video["avg_frame_rate"])
-    pts = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts",
-                          "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True).stdout.split()
-    stamps = np.sort(np.array([int(p) for p in pts if p.strip().lstrip("-").isdigit()]))
+    stamps = np.sort(np.array([int(p["pts"]) for p in data.get("packets", [])
+                               if p.get("stream_index") == video["index"] and "pts" in p]))
     steps = np.diff(stamps)
     cfr = bool(len(steps) == 0 or steps.max() - steps.min() <= 1)
     frames = int(video.get("nb_frames") or len(stamps))
@@ -160,7 +159,7 @@ def check_delivery(path: str | os.PathLike, target, *, source_fps, source_frames
 
     path = Path(path)
     probe = probe_file(path)
-    after = measure(path)
+    after = measure(path, audio=probe["audio"] is not None)
     loud = dict(loudness or {})
     loud["after"] = after.as_dict() if after else None
     bf = black_freeze(path)

@@ -72,8 +72,11 @@ def has_audio(path: str | os.PathLike) -> bool:
     return bool(out.stdout.strip())
 
 
-def measure(path: str | os.PathLike) -> Figures | None:
+def measure(path: str | os.PathLike, *, audio: bool | None = None) -> Figures | None:
     """Integrated loudness, loudness range and true peak of the file's first audio stream (ffmpeg ``ebur128``).
+
+    Args:
+        audio: whether the file has audio, when the caller knows (None: ask ffprobe).
 
     Returns:
         ``Figures``, or None when the file has no audio.
@@ -81,7 +84,7 @@ def measure(path: str | os.PathLike) -> Figures | None:
     Raises:
         LoudnessError: ffmpeg missing or the audio unreadable.
     """
-    if not has_audio(path):
+    if not (has_audio(path) if audio is None else audio):
         return None
     cmd = [_ffmpeg(), "-hide_banner", "-nostats", "-i", str(path), "-map", "0:a:0",
            "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"]
