@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 ANALYSIS_SIDE = 512
 """Longest side of the frames flow, flicker, structure and exposure are measured on."""
-SAMPLES = 9
-"""Frames (evenly spread, first and last included) OCR always reads and the report shows."""
+SAMPLES = 5
+"""Frames (evenly spread, first and last included) OCR always reads (besides the frames where the per-frame label
+measures dip) and the report shows."""
 LABEL_MARGIN = 0.12
 """The label region left out of whole-frame checks: the quad grown by this share of its size."""
 
@@ -216,7 +217,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         artwork: the market's label artwork (RGB) or None.
         identity_reference: the lock's reference face embedding (128,), or None to compare with the source's face.
         guides: keyframe frame index -> guide image.
-        samples: how many evenly spread frames OCR always reads.
+        samples: how many evenly spread frames OCR always reads (it also reads every dip of the per-frame label
+            measures).
         analysis_side: longest side of the frames for flow, flicker, structure and exposure.
         cache: a dict kept by the caller between variants of the same source (source-side measurements).
         transfer, primaries: the source's colour tags (for the reference's swap and grade).
@@ -280,8 +282,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             keep = np.stack([_keep_mask(size, q, scale) for q in quads])
             for k, i in enumerate(idx):
                 if int(i) in picks:  # copies: a view would keep the decoder's whole chunk alive
-                    r = reference(int(i), src_full[k], quads[k]) if reference.intended else src_full[k]
-                    kept[int(i)] = (src_full[k].copy(), out_full[k].copy(), np.array(r, copy=True))
+                    kept[int(i)] = (src_full[k].copy(), out_full[k].copy(), ref[k].copy())
             batch = Batch(first=int(first), index=idx, src=src, out=out, ref=ref, keep=keep, src_full=src_full,
                           out_full=out_full, prev=prev, clip=clip, state={}, ref_is_src=not reference.intended)
             if pairs:
@@ -320,7 +321,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         t = pd.concat(tables[c.name]) if tables[c.name] else pd.DataFrame()
         t0 = time.perf_counter()
         res = c.finish(t, clip)
-        timings[c.name] = timings.get(c.name, 0.0) + time.perf_counter() - t0
+        timings[f"{c.name}.finish"] = time.perf_counter() - t0
         summary.update(res.summary)
         if not res.frames.empty:
             per_frame.append(res.frames)
@@ -358,10 +359,9 @@ def _keep_worst(worst: dict, check, table: pd.DataFrame, batch: Batch, quads: li
         if m.name in worst and worst[m.name][0] >= bad:
             continue
         k = pos[i]
-        s, o = batch.src_full[k], batch.out_full[k]
-        jp = (jpeg(s), jpeg(o))
+        jp = (jpeg(batch.src[k]), jpeg(batch.out[k]))
         if reference.intended:
-            jp += (jpeg(reference(i, s, quads[k])),)
+            jp += (jpeg(batch.ref[k]),)
         worst[m.name] = (bad, i, jp)
 
 

