@@ -355,3 +355,30 @@ def test_an_unknown_target_on_the_command_line_is_an_input_error(tmp_path, capsy
     assert main(["export", str(clip), "--to", "draft", "--out", str(tmp_path / "o"), "--deliver", "reelz"]) == 2
     err = capsys.readouterr().err
     assert "unknown delivery target 'reelz'; known: master, meta-reels" in err and "Traceback" not in err
+
+
+def test_black_and_frozen_stretches_beyond_the_source_fail(tmp_path):
+    from qa.checks.base import Clip
+    from qa.checks.delivery import DeliveryFacts, black_freeze as check
+    from qa.delivery import black_freeze, judge
+
+    clip = tmp_path / "black.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=24:d=1", "-f", "lavfi",
+                    "-i", "color=black:s=320x180:r=24:d=2", "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)], check=True)
+    found = black_freeze(clip)
+    assert found["black"] == pytest.approx(2.0, abs=0.1) and found["freeze"] == pytest.approx(2.0, abs=0.15)
+    reels = get_target("meta-reels")
+
+    def reasons(source):
+        facts = DeliveryFacts(target=reels, file="black.mp4", probe={}, source_fps=Fraction(24), source_frames=72,
+                              black={"output": found["black"], "source": source["black"]},
+                              freeze={"output": found["freeze"], "source": source["freeze"]})
+        result = check.CHECK.finish(None, Clip(facts=facts, fps=Fraction(24), output_fps=Fraction(24),
+                                               source_count=72, output_count=72))
+        return judge(check, result, reels, facts)[0]
+
+    got = reasons({"black": 0.0, "freeze": 0.0})
+    assert len(got) == 2 and got[0].startswith("meta-reels: 1.9") and "more black picture than the source" in got[0]
+    assert "more frozen picture" in got[1]
+    assert reasons(found) == []  # the same black in the source: nothing added by the delivery
