@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from qa.checks.base import Batch, Clip
-from qa.checks.geometry import fit_size, gray, resize
+from qa.checks.geometry import fit_size, resize
 from qa.checks.identity import face_embedding
 from qa.checks.motion import dis_flows, steps
 from qa.facts import Facts, QaError
