@@ -3,9 +3,12 @@
 Layout (``deliverables`` folder chosen by the user)::
 
     deliverables/<campaign>/<run>/
-        <market>/<slug>/<slug>.mp4 ...   the requested formats
+        <market>/<slug>/<slug>.mp4 ...   the requested formats (a campaign without ``deliver:``)
+        <market>/<slug>/<target>/...     with ``deliver:``: one folder per delivery target (``master`` holds the
+                                         campaign's formats), each file made to the target's spec
         <market>/<slug>/poster.jpg       the middle frame
-        <market>/<slug>/manifest.json    checksums, request, QA numbers and verdict, approval, versions
+        <market>/<slug>/manifest.json    checksums, request, QA numbers and verdict, approval, versions; per
+                                         delivery target its spec, the measured values and its checks' verdict
         <market>.zip                     that market's folders
         timeline.otio                    OpenTimelineIO: a track per market, clip metadata = matrix keys + QA
         manifest.json                    the run's deliverables: variants, zips, checksums
@@ -156,6 +159,7 @@ def _variant_manifest(run: dict, v: dict, files: dict[str, str]) -> dict:
                    "metrics": v.get("qa_summary")},
             "approval": v.get("approval"), "comments": v.get("comments", []), "versions": run.get("versions", {}),
             "frames": v.get("frames"), "fps": v.get("fps"), "width": v.get("width"), "height": v.get("height"),
+            "deliveries": {name: _delivery_entry(d) for name, d in sorted((v.get("deliveries") or {}).items())},
             "files": files}
 
 
@@ -175,6 +179,14 @@ def output_checksums(render: Path, outputs: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def _delivery_entry(d: dict) -> dict:
+    """A delivery target in a variant's manifest: its spec, files, measured values and verdict."""
+    qa = d.get("qa") or {}
+    return {"spec": d.get("spec"), "folder": d.get("target"), "files": d.get("files"), "main": d.get("file"),
+            "verdict": qa.get("verdict"), "reasons": qa.get("reasons") or [], "measured": qa.get("metrics") or {},
+            "loudness": d.get("loudness"), "reframe_notes": d.get("notes") or []}
+
+
 def package_variant(run: dict, v: dict, runs_dir: Path, dest: Path) -> tuple[Path, bool]:
     """Build one variant's deliverable folder (temp folder, then rename). Returns (folder, changed).
 
@@ -185,11 +197,25 @@ def package_variant(run: dict, v: dict, runs_dir: Path, dest: Path) -> tuple[Pat
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{v['slug']}.", dir=final.parent))
     try:
-        for fmt, name in sorted(v["outputs"].items()):
-            link_tree(src / name, tmp / name)
-        files = output_checksums(src, v["outputs"])
-        video = next((v["outputs"][f] for f in ("draft", "prores", "hdr10", "hlg") if f in v["outputs"]), None)
-        poster = cached_poster(src, src / video) if video is not None else None
+        from flows.pipeline import DELIVER_DIR
+
+        deliveries = v.get("deliveries") or {}
+        if deliveries:  # one folder per target, holding the target's files (hard-linked from the render cache)
+            files = {}
+            for target, d in sorted(deliveries.items()):
+                (tmp / target).mkdir()
+                for name in d.get("files") or []:
+                    link_tree(src / DELIVER_DIR / target / name, tmp / target / name)
+                files.update({f.relative_to(tmp).as_posix(): sha256(f) for f in _tree_files(tmp / target)})
+        else:
+            for fmt, name in sorted(v["outputs"].items()):
+                link_tree(src / name, tmp / name)
+            files = output_checksums(src, v["outputs"])
+        video = next((src / v["outputs"][f] for f in ("draft", "prores", "hdr10", "hlg") if f in v["outputs"]), None)
+        if video is None or not video.is_file():
+            video = next((src / DELIVER_DIR / t / d["file"] for t, d in sorted(deliveries.items()) if d.get("file")),
+                         None)
+        poster = cached_poster(src, video) if video is not None else None
         if poster is not None:
             link_or_copy(poster, tmp / POSTER)
             files[POSTER] = sha256(poster)
@@ -248,7 +274,9 @@ def write_timeline(run: dict, packaged: list[dict], dest: Path) -> bool:
 
     timeline = otio.schema.Timeline(name=f"{run['campaign']} {run['run']}")
     timeline.metadata["ray32"] = {"campaign": run["campaign"], "run": run["run"], "source": run["source"]}
-    for market in sorted({v["axes"].get("market", "all") for v in packaged}):
+    if any(v.get("deliveries") for v in packaged):
+        _delivery_tracks(timeline, packaged)
+    for market in sorted({v["axes"].get("market", "all") for v in packaged if not v.get("deliveries")}):
         track = otio.schema.Track(name=market, kind=otio.schema.TrackKind.Video)
         for v in sorted((v for v in packaged if v["axes"].get("market", "all") == market), key=lambda v: v["slug"]):
             fps = Fraction(v.get("fps") or "24")
@@ -282,6 +310,37 @@ def write_timeline(run: dict, packaged: list[dict], dest: Path) -> bool:
     return _replace_file(tmp, out)
 
 
+def _delivery_tracks(timeline, packaged: list[dict]) -> None:
+    """One track per market and delivery target; each clip points at the target's file and carries the target's
+    spec name, its checks' verdict and the measured loudness."""
+    from fractions import Fraction
+
+    import opentimelineio as otio
+
+    pairs = sorted({(v["axes"].get("market", "all"), t) for v in packaged for t in (v.get("deliveries") or {})})
+    for market, target in pairs:
+        track = otio.schema.Track(name=f"{market} {target}", kind=otio.schema.TrackKind.Video)
+        track.metadata["ray32"] = {"market": market, "target": target}
+        for v in sorted((v for v in packaged if v["axes"].get("market", "all") == market
+                         and target in (v.get("deliveries") or {})), key=lambda v: v["slug"]):
+            d = v["deliveries"][target]
+            rate = float(Fraction(v.get("fps") or "24"))
+            span = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                           otio.opentime.RationalTime(int(v.get("frames") or 0), rate))
+            ref = otio.schema.ExternalReference(target_url=f"{market}/{v['slug']}/{target}/{d.get('file') or ''}",
+                                                available_range=span)
+            clip = otio.schema.Clip(name=f"{v['slug']} {target}", media_reference=ref, source_range=span)
+            qa = d.get("qa") or {}
+            clip.metadata["ray32"] = {"variant_id": v["variant_id"], "axes": dict(v["axes"]), "target": target,
+                                      "qa_verdict": (v.get("qa") or {}).get("verdict"),
+                                      "delivery_verdict": qa.get("verdict"),
+                                      "delivery_reasons": list(qa.get("reasons") or []),
+                                      "loudness": d.get("loudness"),
+                                      "approved_by": (v.get("approval") or {}).get("by")}
+            track.append(clip)
+        timeline.tracks.append(track)
+
+
 def package_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike, deliverables_dir: str | os.PathLike) -> dict:
     """Package the approved variants of a run (see the module docstring); safe to run again.
 
@@ -306,7 +365,10 @@ def package_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike, deliver
         folder, did = package_variant(run, v, runs_dir, dest)
         entries[v["slug"]] = {"market": v["axes"].get("market", "all"), "folder": folder.relative_to(dest).as_posix(),
                               "variant_id": v["variant_id"], "qa": (v.get("qa") or {}).get("verdict"),
-                              "approval": v.get("approval"), "comments": v.get("comments", [])}
+                              "approval": v.get("approval"), "comments": v.get("comments", []),
+                              "deliveries": {t: {"verdict": (d.get("qa") or {}).get("verdict"),
+                                                 "reasons": (d.get("qa") or {}).get("reasons") or []}
+                                             for t, d in sorted((v.get("deliveries") or {}).items())}}
         if did:
             changed.append(str(folder))
     keep = {(e["market"], s) for s, e in entries.items()}

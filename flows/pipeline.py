@@ -167,6 +167,14 @@ def check_requests(ctx: RunContext, variants: list[dict]) -> None:
             refused = engine.refusals(req)  # the run's --engine may differ from the one planned
             if refused:
                 raise Ray32Error("; ".join(refused))
+            if wanted_targets(v):
+                from ray32.deliver import check_target
+                from ray32.reframe import crop_size
+
+                size = (shot.width, shot.height) if req.reframe is None else crop_size(shot.width, shot.height,
+                                                                                       req.reframe.ratio)
+                for name in wanted_targets(v):  # frame rate and aspect, before any render
+                    check_target(name, *size, shot.fps, reframed=req.reframe.aspect if req.reframe else None)
         except (Ray32Error, ValidationError) as ex:
             problems.setdefault(str(ex), []).append(v["slug"])
     if problems:
@@ -180,6 +188,15 @@ def wanted_formats(ctx: RunContext, variant: dict) -> list[str]:
     return list(ctx.formats or variant.get("outputs") or variant["request"].get("outputs") or ["draft"])
 
 
+def wanted_targets(variant: dict) -> list[str]:
+    """The delivery targets of a planned variant (campaign.yaml ``deliver:``)."""
+    return list(variant.get("deliver") or [])
+
+
+DELIVER_DIR = "deliver"
+"""The render cache entry's folder holding one sub-folder per delivery target."""
+
+
 def cache_key(ctx: RunContext, variant: dict) -> str:
     """The render cache key: the variant id, plus the engine when the run overrides the campaign's engine."""
     vid = variant["variant_id"]
@@ -190,6 +207,8 @@ def cached(ctx: RunContext, variant: dict) -> dict | None:
     """The finished render of ``variant`` holding every wanted format, or None."""
     record = mf.cached_record(ctx.runs_dir, ctx.campaign, cache_key(ctx, variant))
     if record is None or not set(wanted_formats(ctx, variant)) <= set(record.get("outputs", {})):
+        return None
+    if not set(wanted_targets(variant)) <= set(record.get("deliveries") or {}):
         return None
     return record
 
@@ -226,8 +245,12 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
         engine, prepared = prepare(ctx, request)
         shot = prepared.shot
         out = render_to_files(shot, request, engine=engine, prepared=prepared, out_dir=tmp, stem=variant["slug"],
-                              progress=(lambda stage, d, t: progress(d, t)) if progress else None)
-        paths, width, height = out.paths, out.width, out.height
+                              progress=(lambda stage, d, t: progress(d, t)) if progress else None,
+                              deliver=wanted_targets(variant), deliver_dir=tmp / DELIVER_DIR,
+                              deliver_preset=ctx.extra.get("deliver_preset", "veryfast"),
+                              check_deliveries=delivery_checker(_source_black_freeze(ctx, shot))
+                              if wanted_targets(variant) else None)
+        paths, width, height, deliveries = out.paths, out.width, out.height, out.deliveries
         t1 = time.perf_counter()
         qa = measure(ctx, variant, prepared, paths)
         t2 = time.perf_counter()
@@ -235,10 +258,12 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
                   "axes": variant["axes"], "worker": {"host": socket.gethostname(), "pid": os.getpid()},
                   "engine": engine.name, "engine_version": engine.version,
                   "outputs": {fmt: Path(p).name for fmt, p in paths.items()}, "checksums": out.checksums,
+                  "deliveries": deliveries,
                   "qa_file": "qa.pkl" if qa is not None else None,
                   "qa_summary": {k: (None if v != v else v) for k, v in (qa.summary if qa else {}).items()},
                   "qa_notes": qa.notes if qa else ["no output QA can decode (draft, prores, hdr10, hlg)"],
-                  "timings": {"render_s": round(t1 - t0, 3), "qa_s": round(t2 - t1, 3)},
+                  "timings": {"render_s": round(t1 - t0, 3), "qa_s": round(t2 - t1, 3),
+                              "deliver_checks_s": out.timings.get("deliver_checks_s", 0.0)},
                   "frames": shot.frame_count, "fps": str(shot.fps), "width": width, "height": height,
                   "created": mf.now()}
         mf.write_json(tmp / mf.RECORD, record)
@@ -251,6 +276,51 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {**record, "cached": False}
+
+
+def _source_black_freeze(ctx: RunContext, shot) -> dict:
+    from qa.delivery import black_freeze
+
+    key = ("black-freeze", ctx.source, repr(ctx.trim))
+    with _MEMO_LOCK:
+        if key not in _MEMO:
+            start = float(shot.first / shot.fps) if shot.first else None
+            _MEMO[key] = black_freeze(ctx.source, start=start, duration=float(shot.frame_count / shot.fps))
+        return _MEMO[key]
+
+
+def delivery_checker(source_black_freeze: dict | None = None):
+    """The ``check_deliveries`` callback of ``ray32.render.render_to_files`` and ``ray32.export.export_file``:
+    runs the delivery checks (``check_deliveries``) on every delivered file. ``source_black_freeze``: the
+    source's own black and frozen stretches (measured from the shot when not given)."""
+
+    def check(records: dict, plans: dict, folder, shot, quads, faces) -> None:
+        bf = source_black_freeze
+        if bf is None:
+            from qa.delivery import black_freeze
+
+            start = float(shot.first / shot.fps) if shot.first else None
+            bf = black_freeze(shot.info.path, start=start, duration=float(shot.frame_count / shot.fps))
+        check_deliveries(records, plans, Path(folder), shot, quads, faces, bf)
+
+    return check
+
+
+def check_deliveries(records: dict, plans: dict, folder: Path, shot, quads, faces, source_black_freeze) -> None:
+    """Run the delivery checks on each target's file; the result goes into its record as ``qa`` (and the
+    loudness measured on the file into ``loudness``). The overlay is ``<folder>/<target>.safe_zone.jpg``."""
+    from qa.delivery import check_delivery
+
+    for name, rec in records.items():
+        if rec.get("file") is None:
+            rec["qa"] = {"verdict": "fail", "reasons": [f"{name}: no video file to check"], "metrics": {}}
+            continue
+        rec["qa"] = check_delivery(folder / name / rec["file"], plans[name].target, source_fps=shot.fps,
+                                   source_frames=shot.frame_count, geometry=rec["geometry"],
+                                   loudness=rec.get("loudness"), label_quads=quads, face_boxes=faces,
+                                   source_black_freeze=source_black_freeze,
+                                   overlay=folder / f"{name}.safe_zone.jpg")
+        rec["loudness"] = rec["qa"].pop("loudness")
 
 
 def measure(ctx: RunContext, variant: dict, prepared, paths: dict):
@@ -285,6 +355,22 @@ def load_qa(ctx_runs_dir: str | os.PathLike, campaign: str, record: dict):
         return None
 
 
+def report_deliveries(manifest: dict, runs_dir: str | os.PathLike) -> dict[str, dict]:
+    """The delivery records of a run's variants for the report, each with its safe-zone overlay's bytes."""
+    out = {}
+    for slug, v in manifest["variants"].items():
+        if not v.get("deliveries"):
+            continue
+        entry = mf.render_dir(runs_dir, manifest["campaign"], v.get("cache_key") or v["variant_id"]) / DELIVER_DIR
+        recs = {}
+        for target, d in v["deliveries"].items():
+            name = (d.get("qa") or {}).get("overlay")
+            p = entry / name if name else None
+            recs[target] = {**d, "overlay_jpeg": p.read_bytes() if p is not None and p.is_file() else None}
+        out[slug] = recs
+    return out
+
+
 def write_run_report(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) -> Path:
     """Write the run's QA report again from the verdicts in the manifest (after approvals changed)."""
     from qa.expectations import Verdict
@@ -305,7 +391,8 @@ def write_run_report(run_dir: str | os.PathLike, runs_dir: str | os.PathLike) ->
                                   q.get("frames") or [None] * len(q.get("reasons", [])))
     return write_report(results, found, run_dir, title=f"QA: campaign {manifest['campaign']}, run {manifest['run']}",
                         approvals={s: v["approval"] for s, v in manifest["variants"].items() if v.get("approval")},
-                        comments={s: v["comments"] for s, v in manifest["variants"].items() if v.get("comments")})
+                        comments={s: v["comments"] for s, v in manifest["variants"].items() if v.get("comments")},
+                        deliveries=report_deliveries(manifest, runs_dir))
 
 
 def _verdict_key(qa) -> str:
@@ -383,7 +470,8 @@ def judge(run_dir: str | os.PathLike, runs_dir: str | os.PathLike, *, report: bo
                             approvals={s: v["approval"] for s, v in manifest["variants"].items()
                                        if v.get("approval")},
                             comments={s: v["comments"] for s, v in manifest["variants"].items()
-                                      if v.get("comments")})
+                                      if v.get("comments")},
+                            deliveries=report_deliveries(manifest, runs_dir))
     return {"report": str(path) if path else None, "verdicts": {s: vd.state for s, vd in found.items()}}
 
 
@@ -401,7 +489,8 @@ def new_manifest(plan, ctx: RunContext, run: str) -> dict:
     for v in plan.variants:
         variants[v["slug"]] = {"variant_id": v["variant_id"], "slug": v["slug"], "axes": v["axes"],
                                "prompt": v["prompt"], "request": v["request"], "qa_overrides": v["qa_overrides"],
-                               "outputs_requested": wanted_formats(ctx, v), "state": "planned"}
+                               "outputs_requested": wanted_formats(ctx, v), "deliver": wanted_targets(v),
+                               "state": "planned"}
     return {"campaign": plan.campaign, "run": run, "created": mf.now(), "status": "running",
             "campaign_dir": ctx.root, "source": plan.source, "source_hash": plan.source_hash, "trim": plan.trim,
             "engine": ctx.engine, "engine_version": plan.engine_version, "axes": plan.axes,
@@ -418,6 +507,7 @@ def record_render(run_dir: str | os.PathLike, slug: str, record: dict | None, er
             v.update(state="rendered", cached=record.get("cached", False), outputs=record["outputs"],
                      qa_file=record.get("qa_file"), qa_summary=record.get("qa_summary"),
                      qa_notes=record.get("qa_notes"), timings=record.get("timings"),
+                     deliveries=record.get("deliveries") or {},
                      engine_version=record.get("engine_version"), cache_key=record.get("cache_key"),
                      worker=record.get("worker"),
                      frames=record.get("frames"), fps=record.get("fps"), width=record.get("width"),

@@ -137,7 +137,8 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
                   run: str | None = None, engine: str | None = None, formats: list[str] | None = None,
                   qa_samples: int = 9, auto_approve: bool = False, review: bool = False, review_timeout: int = 3600,
                   gpus: int = 1, package: bool = True, cache_dir: str | None = None,
-                  show_progress: bool | None = None, model_dir: str | None = None) -> dict:
+                  show_progress: bool | None = None, model_dir: str | None = None,
+                  deliver_preset: str | None = None) -> dict:
     """Run a campaign end to end (see the module docstring).
 
     Args:
@@ -152,6 +153,7 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
         model_dir: the engine's weights folder (default: campaign.yaml's ``engine.model_dir``, else
             ``$RAY32_MODEL_DIR`` on each worker, else the engine's default place).
         show_progress: a progress bar over variants on stderr (default: when it is a terminal).
+        deliver_preset: the x264 speed preset of delivery encodes (default veryfast; the demo uses ultrafast).
 
     Returns:
         ``{"run_dir", "report", "deliverables", "rendered", "cached", "failed", "passed", "approved",
@@ -178,7 +180,8 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
     ctx = pipeline.RunContext(campaign=plan.campaign, root=str(Path(campaign_dir).resolve()),
                               source=str((Path(campaign_dir) / plan.source).resolve()), trim=plan.trim,
                               runs_dir=runs_dir, engine=engine or plan.engine, formats=formats,
-                              qa_samples=qa_samples, cache_dir=cache_dir, model_dir=model_dir or plan.model_dir)
+                              qa_samples=qa_samples, cache_dir=cache_dir, model_dir=model_dir or plan.model_dir,
+                              extra={"deliver_preset": deliver_preset} if deliver_preset else {})
     with mf.campaign_lock(runs_dir, plan.campaign) as lock:
         mf.describe_lock(lock, run)
         removed = mf.clean_partials(runs_dir, plan.campaign)

@@ -3,7 +3,9 @@
 Summary counts; a card per variant with source vs output at first / middle / last and keyframe frames
 (JPEG, base64 inline), plots over time (OCR match, identity distance, flicker; inline SVG made with
 matplotlib's Agg/SVG backend), the failing frames with their timecodes, the verdict with its reasons and
-the approval state. Every user string (variant names, label text, reasons) is escaped by the template engine.
+the approval state, and per delivery target (``qa.delivery``) its verdict, the loudness figures before and
+after normalisation and the safe-zone overlay of its worst frame (the platform's interface zones drawn over the
+delivered frame). Every user string (variant names, label text, reasons) is escaped by the template engine.
 """
 
 from __future__ import annotations
@@ -81,7 +83,32 @@ def _pair(qa, i: int) -> dict:
     return {"src": _b64(t[0]), "out": _b64(t[1]), "ref": _b64(t[2]) if len(t) > 2 else None}
 
 
-def _card(qa, verdict, approval: dict | None, comments: list | None = None) -> dict:
+def _deliveries(records: dict | None) -> list[dict]:
+    """The report's rows for a variant's delivery targets: verdict, reasons, loudness, the overlay image."""
+    rows = []
+    for name, d in sorted((records or {}).items()):
+        qa = d.get("qa") or {}
+        loud = d.get("loudness") or {}
+        before, after = loud.get("before") or {}, loud.get("after") or {}
+        spec = d.get("spec") or {}
+        target_loud = spec.get("loudness") or {}
+        overlay = d.get("overlay_jpeg")
+        def one(x):
+            return None if x is None else f"{float(x):.1f}"
+
+        rows.append({"target": name, "title": spec.get("title", name), "spec": spec.get("spec", ""),
+                     "source": spec.get("source", ""), "verdict": qa.get("verdict") or "not checked",
+                     "reasons": qa.get("reasons") or [], "notes": d.get("notes") or [], "file": d.get("file"),
+                     "lufs_before": one(before.get("integrated")), "lufs_after": one(after.get("integrated")),
+                     "tp_before": one(before.get("true_peak")), "tp_after": one(after.get("true_peak")),
+                     "gain": loud.get("gain_db"), "loudness_note": loud.get("note", ""),
+                     "lufs_target": target_loud.get("integrated_lufs"), "tp_ceiling": target_loud.get("true_peak_dbtp"),
+                     "worst_frame": qa.get("worst_frame"), "overlay": _b64(overlay) if overlay else None})
+    return rows
+
+
+def _card(qa, verdict, approval: dict | None, comments: list | None = None,
+          deliveries: dict | None = None) -> dict:
     from qa.expectations import limit_text, not_judged, variant_bounds
     from qa.registry import METRICS
 
@@ -119,6 +146,7 @@ def _card(qa, verdict, approval: dict | None, comments: list | None = None) -> d
             "against": [{"check": k, "about": v} for k, v in against.items() if k != "reference" and v],
             "not_judged_frames": int(qa.summary.get("label_not_judged_frames") or 0),
             "not_judged": not_judged(qa),
+            "deliveries": _deliveries(deliveries),
             "approval": approval.get("state", "awaiting review"), "approved_by": approval.get("by"),
             "approved_at": approval.get("at"), "approval_note": approval.get("note"), "comments": comments or []}
 
@@ -131,7 +159,8 @@ def _nearest(qa, i: int) -> int:
 
 
 def render_report(results: list, verdicts: dict, *, title: str = "QA report",
-                  approvals: dict[str, dict] | None = None, comments: dict[str, list] | None = None) -> str:
+                  approvals: dict[str, dict] | None = None, comments: dict[str, list] | None = None,
+                  deliveries: dict[str, dict] | None = None) -> str:
     """The report's HTML text.
 
     Args:
@@ -140,6 +169,8 @@ def render_report(results: list, verdicts: dict, *, title: str = "QA report",
         title: the page title (escaped like every user string).
         approvals: variant -> {"state": "approved"|"rejected"|..., "by", "at", "note"} when recorded.
         comments: variant -> reviewers' comments ``[{"frame", "timecode", "text", "by", "at"}]`` (``ray32 review``).
+        deliveries: variant -> {target: delivery record (``qa.delivery.check_delivery`` under ``qa``, the
+            loudness figures, ``overlay_jpeg``: the safe-zone overlay's bytes)}.
 
     Returns:
         A complete HTML document with everything inline (no external files, scripts or fonts).
@@ -148,7 +179,8 @@ def render_report(results: list, verdicts: dict, *, title: str = "QA report",
 
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    cards = [_card(r, verdicts[r.variant], (approvals or {}).get(r.variant), (comments or {}).get(r.variant))
+    cards = [_card(r, verdicts[r.variant], (approvals or {}).get(r.variant), (comments or {}).get(r.variant),
+                   (deliveries or {}).get(r.variant))
              for r in results]
     counts = {"variants": len(cards), "pass": sum(c["verdict"] == "pass" for c in cards),
               "fail": sum(c["verdict"] == "fail" for c in cards),
@@ -160,13 +192,14 @@ def render_report(results: list, verdicts: dict, *, title: str = "QA report",
 
 def write_report(results: list, verdicts: dict, out_dir: str | os.PathLike, *, title: str = "QA report",
                  approvals: dict[str, dict] | None = None, name: str = "qa_report.html",
-                 comments: dict[str, list] | None = None) -> Path:
+                 comments: dict[str, list] | None = None, deliveries: dict[str, dict] | None = None) -> Path:
     """Write the report into ``out_dir`` atomically (temp name, then rename) and return its path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / name
     tmp = out_dir / f".{name}.partial"
-    tmp.write_text(render_report(results, verdicts, title=title, approvals=approvals, comments=comments),
+    tmp.write_text(render_report(results, verdicts, title=title, approvals=approvals, comments=comments,
+                                 deliveries=deliveries),
                    encoding="utf-8")
     os.replace(tmp, path)
     return path

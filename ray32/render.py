@@ -38,6 +38,8 @@ class RenderResult:
         engine, engine_version: what rendered it. width, height: the output frame size.
         prepared: the prepared shot (reusable for the next variant of the same shot).
         timings: ``{"prepare_s", "render_s"}`` (render includes export), seconds.
+        deliveries: ``{target: delivery record}`` (``ray32.deliver.close_targets``; with ``qa`` when a
+            ``check_deliveries`` callback ran). delivery_plans: ``{target: DeliveryPlan}``.
     """
 
     paths: dict[str, Path]
@@ -48,6 +50,8 @@ class RenderResult:
     height: int
     prepared: object = None
     timings: dict = field(default_factory=dict)
+    deliveries: dict = field(default_factory=dict)
+    delivery_plans: dict = field(default_factory=dict)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -71,7 +75,9 @@ def checksums(out_dir: str | os.PathLike, paths: dict[str, Path]) -> dict[str, s
 def render_to_files(source, request, *, out_dir: str | os.PathLike, engine="composite",
                     engine_options: dict | None = None, stem: str | None = None, start=None, end=None,
                     prepared=None, cache_dir: str | os.PathLike | None = None, progress: StageProgress | None = None,
-                    write_request: bool = False) -> RenderResult:
+                    write_request: bool = False, deliver: list[str] | None = None,
+                    deliver_dir: str | os.PathLike | None = None, deliver_preset: str = "veryfast",
+                    check_deliveries: Callable | None = None) -> RenderResult:
     """Render ``request`` on ``source`` with an engine and export every format of ``request.outputs``.
 
     Args:
@@ -84,6 +90,10 @@ def render_to_files(source, request, *, out_dir: str | os.PathLike, engine="comp
             here, from the disk cache (``cache_dir``) when it was prepared before.
         progress: ``progress(stage, done, total)``.
         write_request: also write ``<stem>.request.json`` (source, engine, request, outputs).
+        deliver: delivery targets (``ray32.targets``) written from the same frames in the same pass into
+            ``<deliver_dir>/<target>/`` (default ``out_dir``), x264 preset ``deliver_preset``.
+        check_deliveries: ``check(records, plans, deliver_dir, shot, label_quads, face_boxes)``, run on the
+            delivered files before the result is returned (the delivery checks live in ``qa``, above ``ray32``).
 
     Returns:
         ``RenderResult``.
@@ -121,18 +131,34 @@ def render_to_files(source, request, *, out_dir: str | os.PathLike, engine="comp
     t1 = time.perf_counter()
     width, height = engine.output_size(prepared, request)
     step = (lambda d, t: progress("render", d, t)) if progress else None
-    paths = export_stream(request.outputs, engine.render(prepared, request), out_dir, stem=stem, fps=shot.fps,
-                          frame_count=shot.frame_count, width=width, height=height, source=shot, progress=step)
+    from ray32.deliver import export_with_targets, subject_tracks
+
+    quads, faces = subject_tracks(prepared, request) if deliver else (None, None)
+    deliver_dir = Path(deliver_dir) if deliver_dir is not None else out_dir
+    paths, plans, deliveries = export_with_targets(
+        deliver, deliver_dir,
+        lambda frames: export_stream(request.outputs, frames, out_dir, stem=stem, fps=shot.fps,
+                                     frame_count=shot.frame_count, width=width, height=height, source=shot,
+                                     progress=step),
+        engine.render(prepared, request), stem=stem, source=shot, width=width, height=height, label_quads=quads,
+        face_boxes=faces, reframed=request.reframe.aspect if request.reframe is not None else None,
+        preset=deliver_preset)
     t2 = time.perf_counter()
+    if plans and check_deliveries is not None:  # 4. Delivery checks (the caller's: QA lives above ray32)
+        check_deliveries(deliveries, plans, deliver_dir, shot, quads, faces)
+    t3 = time.perf_counter()
     result = RenderResult(paths=paths, checksums=checksums(out_dir, paths), engine=engine.name,
                           engine_version=engine.version, width=width, height=height, prepared=prepared,
-                          timings={"prepare_s": round(t1 - t0, 3), "render_s": round(t2 - t1, 3)})
+                          timings={"prepare_s": round(t1 - t0, 3), "render_s": round(t2 - t1, 3),
+                                   "deliver_checks_s": round(t3 - t2, 3)},
+                          deliveries=deliveries, delivery_plans=plans)
     if write_request:
         record = out_dir / f"{stem}.request.json"
         tmp = record.with_name(f".{record.name}.partial")
         tmp.write_text(json.dumps({"source": str(shot.info.path), "engine": engine.name,
                                    "engine_version": engine.version, "request": json.loads(request.to_json()),
                                    "outputs": {k: str(v) for k, v in paths.items()},
-                                   "checksums": result.checksums}, indent=2))
+                                   "checksums": result.checksums, "deliveries": deliveries}, indent=2,
+                                  default=str))
         os.replace(tmp, record)
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -15,11 +16,14 @@ DEMO = REPO / "campaigns" / "demo"
 PY = sys.executable
 
 
-def tiny_campaign(dest: Path, *, lighting=("golden", "overcast"), markets=("de",), frames: int = 24) -> Path:
+def tiny_campaign(dest: Path, *, lighting=("golden", "overcast"), markets=("de",), frames: int = 24,
+                  deliver: tuple[str, ...] = ()) -> Path:
     """A copy of the demo campaign reduced to ``markets``, one product and ``lighting`` (2 variants by default),
-    reading the CSV sheets, on the first ``frames`` frames of the demo shot."""
+    reading the CSV sheets, on the first ``frames`` frames of the demo shot, delivering to ``deliver`` (none by
+    default: the flat per-variant layout)."""
     shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("demo.xlsx"))
     text = (dest / "campaign.yaml").read_text(encoding="utf-8")
+    text = re.sub(r"(?ms)^deliver:.*?(?=^\S)", f"deliver: [{', '.join(deliver)}]\n", text, count=1)
     text = text.replace("workbook: matrix/demo.xlsx", "csv: matrix/csv", 1)
     text = text.replace("  path: source/demo_shot.mp4\n",
                         f"  path: source/demo_shot.mp4\n  trim: {{end: {frames}f}}\n", 1)

@@ -152,6 +152,10 @@ keyframes: []
 locks:
   - kind: face
 outputs: [draft]
+deliver:                          # delivery targets (ray32.targets; README "Platform deliveries")
+  - master                        # every variant: the campaign's formats, EBU R128 loudness
+  - {target: meta-reels, markets: [de]}   # a target for some markets only
+  - {target: ctv-16x9, markets: [us]}
 qa:
   label_corner_px: 2.0
 schedule:

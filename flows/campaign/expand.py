@@ -242,7 +242,7 @@ def expand(spec: CampaignSpec, axes: dict[str, list[AxisRow]], rules: list[Rule]
         variants.append({
             "variant_id": vid, "slug": slug, "axes": keys, "prompt": prompt, "request": request,
             "engine": spec.engine.name, "engine_version": engine_version, "outputs": outputs,
-            "qa_overrides": dict(spec.qa), "lint": lint,
+            "deliver": spec.deliver_for(keys.get("market")), "qa_overrides": dict(spec.qa), "lint": lint,
         })
     warning_lines = [f"{w} ({len(s)} variant{'s' if len(s) != 1 else ''}: {', '.join(s[:3])}"
                      f"{', ...' if len(s) > 3 else ''})" for w, s in warnings.items()]

@@ -277,6 +277,13 @@ def plan_campaign(campaign_dir: str | os.PathLike, *, matrix: str | os.PathLike 
                     yaml_problem(("products", prow.key, "labels"),
                                  f"no label for market '{mrow.key}' ({mrow.where})",
                                  f"add labels.{mrow.key}: {{artwork, text}} to product '{prow.key}'")
+    if "market" in axis_rows:  # a market of the sheet, or one campaign.yaml has a label for (a sheet may be cut down)
+        known = {r.key for r in axis_rows["market"]} | set(label_markets)
+        for i, d in enumerate(spec.deliver):
+            for m in [] if isinstance(d, str) or d.markets is None else d.markets:
+                if m not in known:
+                    yaml_problem(("deliver", i, "markets"), f"unknown market '{m}' for delivery target '{d.target}'",
+                                 f"use a market code of the markets sheet: {', '.join(sorted(known))}", m)
     rules = []
     if rules_table is not None:
         for num, values in rules_table.records():

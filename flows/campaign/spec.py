@@ -161,6 +161,13 @@ class Reframe(_Model):
     method: Literal["crop", "outpaint"] = "crop"
 
 
+class Delivery(_Model):
+    """A delivery target for some markets only (``{target: ctv-16x9, markets: [us]}``)."""
+
+    target: str
+    markets: Annotated[list[str], Field(min_length=1)] | None = None
+
+
 class Schedule(_Model):
     cron: str
     timezone: str = "UTC"
@@ -204,6 +211,7 @@ class CampaignSpec(_Model):
     locks: list[Lock] = []
     reframe: list[Reframe] = []
     outputs: Annotated[list[str], Field(min_length=1)] = ["draft"]
+    deliver: list[str | Delivery] = []
     qa: dict[str, Any] = {}
     schedule: Schedule | None = None
 
@@ -222,6 +230,24 @@ class CampaignSpec(_Model):
         if bad:
             raise ValueError(f"unknown output format {bad[0]!r}; available: {', '.join(OUTPUT_FORMATS)}")
         return v
+
+    @field_validator("deliver")
+    @classmethod
+    def _deliver(cls, v: list):
+        from ray32.targets import TARGETS  # data only: no heavy imports
+
+        names = [d if isinstance(d, str) else d.target for d in v]
+        bad = [t for t in names if t not in TARGETS]
+        if bad:
+            raise ValueError(f"unknown delivery target {bad[0]!r}; known: {', '.join(TARGETS)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"deliver lists a target twice: {names!r}")
+        return v
+
+    def deliver_for(self, market: str | None) -> list[str]:
+        """The delivery targets of a variant of ``market`` (entries with ``markets`` only for those)."""
+        return [d if isinstance(d, str) else d.target for d in self.deliver
+                if isinstance(d, str) or d.markets is None or market in d.markets]
 
     @field_validator("products", "lighting")
     @classmethod

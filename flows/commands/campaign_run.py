@@ -280,7 +280,8 @@ def run_demo_campaign(args: argparse.Namespace, unchanged: dict | None = None) -
 
     os.environ.setdefault("RAY32_USER", "ray32 demo (auto-approved: QA passed)")
     result = run_campaign(args.campaign, runs_dir=str(args.runs_dir), deliverables_dir=str(args.deliverables),
-                          qa_samples=args.qa_samples, workers=args.workers, auto_approve=True)
+                          qa_samples=args.qa_samples, workers=args.workers, auto_approve=True,
+                          deliver_preset="ultrafast")
     print_result(result)
     if getattr(args, "review", False):
         if reviewer is None:

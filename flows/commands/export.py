@@ -32,6 +32,11 @@ def register(sub) -> None:
     p.add_argument("--prores-profile", default="422hq", choices=("422hq", "4444"))
     p.add_argument("--exr-space", default="ACEScg", choices=("ACEScg", "ACES2065-1"))
     p.add_argument("--exr-compression", default="dwab", choices=("dwab", "zip", "piz", "none"))
+    p.add_argument("--deliver", action="append", default=[], metavar="TARGET",
+                   help="also deliver to a platform target (master, meta-reels, meta-feed-4x5, tiktok, "
+                        "youtube-shorts, ctv-16x9; repeatable or comma separated) into OUT/<target>/, then check "
+                        "it. A target of another aspect follows the faces (found here; a clip has no label track: "
+                        "use `ray32 render --deliver` for a label-aware crop)")
     p.set_defaults(func=cmd_export)
 
 
@@ -56,9 +61,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     for f in formats:
         if f not in available_formats():
             raise ExportError(f"unknown export format {f!r}; available: {', '.join(available_formats())}")
+    from flows.commands.render import parse_targets, print_deliveries
+    from flows.pipeline import delivery_checker
+
+    targets = parse_targets(args.deliver)
+    deliveries: dict = {}
     with progress_bar("exporting " + ",".join(formats)) as bar:
         paths = export_file(args.file, formats, args.out, stem=args.stem, start=args.start, end=args.end,
-                            options=format_options(formats, args), progress=bar)
+                            options=format_options(formats, args), progress=bar, deliver=targets,
+                            deliveries=deliveries, check_deliveries=delivery_checker())
     for fmt, path in paths.items():
         print(f"{fmt:7s} {path}")
+    print_deliveries(deliveries)
     return 0

@@ -53,6 +53,11 @@ def register(sub) -> None:
     p.add_argument("--reframe", metavar="ASPECT", help="crop to 9:16, 1:1, 4:5, 16:9 or 21:9 following the subject")
     p.add_argument("--seed", type=int, help="random seed (generative engines)")
     p.add_argument("--out", default=None, help="formats, comma separated (default: draft)")
+    p.add_argument("--deliver", action="append", default=[], metavar="TARGET",
+                   help="also deliver to a platform target (master, meta-reels, meta-feed-4x5, tiktok, "
+                        "youtube-shorts, ctv-16x9; repeatable or comma separated): reframed to its aspect with the "
+                        "label and faces kept clear of its interface zones, encoded to its spec, loudness "
+                        "normalised, then checked; into OUT_DIR/<target>/")
     p.add_argument("--out-dir", type=Path, default=Path("build/render"), help="output folder (default build/render)")
     p.add_argument("--stem", help="output file name stem (default: SOURCE's name + engine)")
     p.add_argument("--start", help="trim start (seconds, timecode or 60f)")
@@ -180,6 +185,33 @@ def stage_bars():
         yield progress
 
 
+def parse_targets(values: list[str]) -> list[str]:
+    """``--deliver`` values (repeatable, comma separated) -> checked target names."""
+    from ray32.targets import get_target
+
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    for n in names:
+        get_target(n)  # an unknown name lists the known ones
+    return list(dict.fromkeys(names))
+
+
+def print_deliveries(deliveries: dict) -> None:
+    for name, rec in deliveries.items():
+        qa = rec.get("qa") or {}
+        loud = rec.get("loudness") or {}
+        before, after = loud.get("before") or {}, loud.get("after") or {}
+        def one(x):
+            return "-" if x is None else f"{x:.1f}"
+
+        print(f"{name:15s} {Path(name) / (rec.get('file') or '')}  delivery checks: {qa.get('verdict')}  "
+              f"loudness {one(before.get('integrated'))} -> {one(after.get('integrated'))} LUFS, "
+              f"true peak {one(after.get('true_peak'))} dBTP")
+        for note in rec.get("notes") or []:
+            print(f"  note: {note}")
+        for reason in qa.get("reasons") or []:
+            print(f"  - {reason}")
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from ray32.engines import ENGINES, engine_info, resolve_model_dir
     from ray32.inputs import check_request_inputs
@@ -200,12 +232,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     folder = resolve_model_dir(args.engine, getattr(args, "model_dir", None))   # or $RAY32_MODEL_DIR
     if folder is not None:
         engine_options["model_dir"] = folder
+    targets = parse_targets(args.deliver)
+    from flows.pipeline import delivery_checker
     from ray32.render import render_to_files
 
     with stage_bars() as progress:
         result = render_to_files(args.source, request, engine=args.engine, engine_options=engine_options,
                                  out_dir=args.out_dir, stem=args.stem, start=args.start, end=args.end,
-                                 cache_dir=args.cache_dir, progress=progress, write_request=True)
+                                 cache_dir=args.cache_dir, progress=progress, write_request=True,
+                                 deliver=targets, check_deliveries=delivery_checker())
     for fmt, path in result.paths.items():
         print(f"{fmt:8s} {path}")
+    print_deliveries(result.deliveries)
     return 0

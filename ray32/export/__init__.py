@@ -177,10 +177,17 @@ def export_stream(formats: Sequence[str], chunks: Iterable[np.ndarray], out_dir:
 
 
 def export_file(path: str | os.PathLike, formats: list[str], out: Path, *, stem: str | None = None, start=None, end=None,
-                options: dict | None = None, progress=None) -> dict:
+                options: dict | None = None, progress=None, deliver: list[str] | None = None,
+                deliveries: dict | None = None, check_deliveries=None) -> dict:
     """Read a clip once (``ray32.shot.read_chunks``) and write every format (``ray32 export``); returns
-    ``{format: path}``. Sources deeper than 8 bits reach the writers as linear light in the working space."""
+    ``{format: path}``. Sources deeper than 8 bits reach the writers as linear light in the working space.
+
+    ``deliver``: delivery targets written in the same pass into ``out/<target>/`` (reframed around the faces: a
+    plain clip has no label track); their records go into ``deliveries`` when given, after
+    ``check_deliveries(records, plans, out, shot, None, faces)`` ran on them (as ``ray32.render.render_to_files``)."""
     from ray32 import shot as shotlib
+    from ray32.deliver import export_with_targets
+    from ray32.targets import get_target
 
     shot = shotlib.open_shot(path, start=start, end=end)
     info = shot.info
@@ -191,5 +198,20 @@ def export_file(path: str | os.PathLike, formats: list[str], out: Path, *, stem:
             "bt2020" if color.is_hdr(color.source_space(info.color_transfer, info.color_primaries)) else "bt709")
         conv = color.Converter(color.LINEAR_SPACES[prim], color.WORKING_SPACE, out_dtype="float32")
         chunks = (conv(np.ascontiguousarray(c.frames)) for c in chunks)
-    return export_stream(formats, chunks, out, stem=stem or Path(path).stem, fps=info.fps, frame_count=shot.frame_count,
-                         width=info.width, height=info.height, source=shot, options=options, progress=progress)
+    faces = None
+    if any(get_target(t).aspect is not None for t in deliver or []):
+        from ray32.faces import detect_faces
+
+        faces = detect_faces(shot, stride=4)
+    stem = stem or Path(path).stem
+    paths, plans, records = export_with_targets(
+        deliver, out,
+        lambda frames: export_stream(formats, frames, out, stem=stem, fps=info.fps, frame_count=shot.frame_count,
+                                     width=info.width, height=info.height, source=shot, options=options,
+                                     progress=progress),
+        chunks, stem=stem, source=shot, width=info.width, height=info.height, face_boxes=faces)
+    if plans and check_deliveries is not None:
+        check_deliveries(records, plans, Path(out), shot, None, faces)
+    if deliveries is not None:
+        deliveries.update(records)
+    return paths

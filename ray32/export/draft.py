@@ -9,7 +9,9 @@ from ray32.export._common import ExportError
 from ray32.export._video import VideoWriter, even
 
 FORMAT = "draft"
-OPTIONS = {"size": "source", "quality": "standard", "crf": None, "preset": None}
+OPTIONS = {"size": "source", "quality": "standard", "crf": None, "preset": None, "bitrate": None, "cbr": False}
+"""``bitrate`` (kbps) switches from constant quality (crf) to a bitrate (peaks capped at 1.5x, or constant with
+``cbr=True``: HRD-conformant CBR with filler, as broadcast/CTV deliveries ask)."""
 QUALITY = {"fast": ("ultrafast", 26), "standard": ("veryfast", 23), "high": ("medium", 18)}
 
 
@@ -39,17 +41,27 @@ class DraftWriter(VideoWriter):
     fmt = FORMAT
 
     def __init__(self, out_dir, *, stem, fps, frame_count, width, height, source=None, size="source",
-                 quality="standard", crf=None, preset=None):
+                 quality="standard", crf=None, preset=None, bitrate=None, cbr=False):
         if quality not in QUALITY:
             raise ExportError(f"draft: quality {quality!r} is not one of {sorted(QUALITY)}")
         out_w, out_h = output_size(size, width, height)
         even(FORMAT, out_w, out_h, chroma="420", option_hint=", or pick a size option such as size='540p'")
         default_preset, default_crf = QUALITY[quality]
+        rate = {"crf": str(crf or default_crf)}
+        params = "log-level=error"
+        if bitrate is not None:
+            if not isinstance(bitrate, (int, float)) or isinstance(bitrate, bool) or bitrate <= 0:
+                raise ExportError(f"draft: bitrate must be a positive number of kbps, got {bitrate!r}")
+            kbps = int(bitrate)
+            peak = kbps if cbr else int(kbps * 1.5)
+            rate = {"b": f"{kbps}k", "maxrate": f"{peak}k", "bufsize": f"{2 * kbps}k"}
+            if cbr:
+                params += ":nal-hrd=cbr:force-cfr=1"
         super().__init__(out_dir, stem=stem, fps=fps, frame_count=frame_count, width=width, height=height,
                          source=source, suffix="_draft.mp4", container_format="mp4", codec="libx264",
                          pix_fmt="yuv420p", bits=8, output_space=color.SDR_SPACE, out_size=(out_w, out_h),
-                         codec_options={"preset": preset or default_preset, "crf": str(crf or default_crf),
-                                        "profile": "high", "x264-params": "log-level=error"},
+                         codec_options={"preset": preset or default_preset, **rate,
+                                        "profile": "high", "x264-params": params},
                          audio_codec="aac")
 
 
