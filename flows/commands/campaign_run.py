@@ -153,7 +153,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result is not None:
         print_result(result)
         return 0
-    _start_prefect()
+    # No early server start here: a campaign that fails its checks (run_campaign's first step) must not boot or
+    # write a Prefect server; the flow call starts the temporary one when none is configured.
+    _quiet_prefect()
     from flows.run import run_campaign
 
     result = run_campaign(args.campaign, runner=args.runner, address=args.address, workers=args.workers,
