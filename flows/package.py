@@ -31,18 +31,11 @@ from pathlib import Path
 
 from flows import manifest as mf
 from flows.approval import approvable
+from ray32.render import sha256_file as sha256
 
 log = logging.getLogger(__name__)
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-
-
-def sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _tree_files(folder: Path) -> list[Path]:
