@@ -216,7 +216,7 @@ def main() -> None:
             clip = work / "hd.mp4"
             make_clip(clip, args.seconds)
             # The demo's label at 2x (its frame-0 corners, pixel centres scaled about the pixel edges).
-            c = [[579.5, 254.5], [799.5, 254.5], [799.5, 374.5], [579.5, 374.5]]
+            c = [[594.5, 194.5], [784.5, 194.5], [784.5, 298.5], [594.5, 298.5]]
             results["hd_1080p"] = measure("hd", clip, [[(x + 0.5) * 2 - 0.5, (y + 0.5) * 2 - 0.5] for x, y in c],
                                           work)
     results["load_after"] = [round(x, 2) for x in os.getloadavg()]

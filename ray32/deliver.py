@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -155,9 +156,22 @@ def plan_delivery(target: DeliveryTarget | str, width: int, height: int, fps: Fr
                 f"{t.name}: the {cw}x{ch} crop cannot keep the label/faces clear of the interface zones on "
                 f"{len(blocked)} of {frame_count} frames (first at {format_timecode(first, fps)}, frame {first}): "
                 "the subject is larger than the safe area or too close to the frame's edge")
-    for note in plan.notes:
-        log.warning("%s", note)
+    _say_once(plan.notes)
     return plan
+
+
+_SAID: set[str] = set()
+_SAID_LOCK = threading.Lock()
+
+
+def _say_once(notes: list[str]) -> None:
+    """Log each note once per process: every variant of a shot gets the same crop and would repeat it (the
+    notes still go into every delivery record, the manifest and the report)."""
+    with _SAID_LOCK:
+        new = [n for n in notes if n not in _SAID]
+        _SAID.update(new)
+    for note in new:
+        log.warning("%s", note)
 
 
 class DeliveryWriter:

@@ -24,7 +24,7 @@ from flows.cli import EXIT_BUG, main
 from campaign_util import REPO, copy_demo, edit_csv, edit_yaml
 
 FOOTAGE = REPO / "tests" / "data" / "footage"
-CORNERS = "579.5,254.5,799.5,254.5,799.5,374.5,579.5,374.5@0"
+CORNERS = "594.5,194.5,784.5,194.5,784.5,298.5,594.5,298.5@0"
 
 
 # ------------------------------------------------------------------------------------------------ helpers

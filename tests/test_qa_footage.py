@@ -119,7 +119,7 @@ def test_real_clip_campaign_with_every_lighting_preset(prefect_api, tmp_path):
     y = y.replace("workbook: matrix/demo.xlsx", "csv: matrix/csv").replace("  rules: rules\n", "")
     y = y.replace("  path: source/demo_shot.mp4\n", f"  path: source/cup.mp4\n  trim: {{end: {CUP_FRAMES}f}}\n")
     corners = "[" + ", ".join(f"[{x:.1f}, {yy:.1f}]" for x, yy in CUP_LABEL) + "]"
-    y = y.replace("corners: [[579.50, 254.50], [799.50, 254.50], [799.50, 374.50], [579.50, 374.50]]",
+    y = y.replace("corners: [[594.50, 194.50], [784.50, 194.50], [784.50, 298.50], [594.50, 298.50]]",
                   f"corners: {corners}", 1)
     y = y.replace('de: {artwork: labels/aqua500-de.png, text: "AQUA FRISCH\\n500 ml"}',
                   'de: {artwork: labels/cup-de.png, text: "AQUA\\n0,5 l"}')

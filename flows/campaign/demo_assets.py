@@ -154,8 +154,10 @@ locks:
 outputs: [draft]
 deliver:                          # delivery targets (ray32.targets; README "Platform deliveries")
   - master                        # every variant: the campaign's formats, EBU R128 loudness
-  - {target: meta-reels, markets: [de]}   # a target for some markets only
-  - {target: ctv-16x9, markets: [us]}
+  - {{target: meta-reels, markets: [de]}}   # a target for some markets only
+  # Built to fail one check: the demo shot is 3 s and a CTV spot is 15 or 30 s, so ctv-16x9's duration check fails
+  # with that reason; every other check of it passes, and its file is still packaged with the verdict.
+  - {{target: ctv-16x9, markets: [us]}}
 qa:
   label_corner_px: 2.0
 schedule:

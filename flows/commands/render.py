@@ -28,7 +28,7 @@ def register(sub) -> None:
                     "engine (CPU, no weights) swaps a tracked label, relights by grade in linear light and reframes "
                     "by a subject-tracked crop; generative engines also use the prompt, keyframes and adherences.",
         epilog="Example: ray32 render shot.mp4 --label-art de.png --label-text MEERESBRISE "
-               "--label-corners 579.5,254.5,799.5,254.5,799.5,374.5,579.5,374.5@0 "
+               "--label-corners 594.5,194.5,784.5,194.5,784.5,298.5,594.5,298.5@0 "
                "--grade temperature=5200,exposure=0.3 --reframe 9:16 --out draft,exr --out-dir out/de",
     )
     p.add_argument("source", type=Path, help="the source shot (at most 20 s)")
