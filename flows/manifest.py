@@ -242,3 +242,25 @@ def mark_latest(runs_dir: str | os.PathLike, campaign: str, run: str) -> None:
     tmp = path.with_name(f".{LATEST}.{os.getpid()}.partial")
     tmp.write_text(run + "\n")
     os.replace(tmp, path)
+
+
+def delivery_summary(variants) -> dict[str, dict]:
+    """Per delivery target of a run's rendered variants (manifest ``variants`` values): how many pass, fail or
+    were not checked, and each distinct failure reason with how many variants give it.
+
+    Returns:
+        ``{target: {"pass": n, "fail": n, "not checked": n, "reasons": {reason: n}}}`` in ``ray32.targets`` order.
+    """
+    from ray32.targets import target_names
+
+    out: dict[str, dict] = {}
+    for v in variants:
+        for target, d in (v.get("deliveries") or {}).items():
+            s = out.setdefault(target, {"pass": 0, "fail": 0, "not checked": 0, "reasons": {}})
+            qa = d.get("qa") or {}
+            verdict = qa.get("verdict") if qa.get("verdict") in ("pass", "fail") else "not checked"
+            s[verdict] += 1
+            for why in qa.get("reasons") or []:
+                s["reasons"][why] = s["reasons"].get(why, 0) + 1
+    order = {name: k for k, name in enumerate(target_names())}
+    return dict(sorted(out.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))

@@ -264,6 +264,7 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
             "passed": sum((v.get("qa") or {}).get("verdict") == "pass" for v in variants),
             "approved": sum((v.get("approval") or {}).get("state") == "approved" for v in variants),
             "packaged": packaged["variants"] if packaged else [], "timings": manifest["timings"],
+            "deliveries": mf.delivery_summary(variants),
             "task_work_s": sum(sum((v.get("timings") or {}).values()) for v in variants if not v.get("cached"))}
 
 

@@ -131,6 +131,7 @@ def find_unchanged(campaign_dir: str | os.PathLike, *, runs_dir: str | os.PathLi
               "passed": sum((v.get("qa") or {}).get("verdict") == "pass" for v in variants),
               "approved": sum((v.get("approval") or {}).get("state") == "approved" for v in variants),
               "packaged": list(package.get("variants", [])) if package else [],
+              "deliveries": mf.delivery_summary(variants),
               "timings": {"wall_s": round(time.perf_counter() - t0, 3)}, "task_work_s": 0.0, "unchanged": True}
     return Unchanged(latest, result)
 

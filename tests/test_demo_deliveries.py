@@ -134,3 +134,17 @@ def test_demo_delivers_master_reels_and_ctv_with_every_check_but_the_deliberate_
     reels_section = html[html.index('data-target="meta-reels"'):]
     reels_section = reels_section[:reels_section.index("</section>")]
     assert "data:image/jpeg;base64," in reels_section and "→ -14.0 LUFS (target -14.0)" in reels_section
+
+
+def test_the_run_says_per_target_what_passed_and_why_ctv_fails(demo_run, capsys):
+    from flows.commands.campaign_run import print_result
+
+    summary = demo_run["deliveries"]
+    assert summary == {"master": {"pass": 2, "fail": 0, "not checked": 0, "reasons": {}},
+                       "meta-reels": {"pass": 1, "fail": 0, "not checked": 0, "reasons": {}},
+                       "ctv-16x9": {"pass": 0, "fail": 1, "not checked": 0, "reasons": {CTV_REASON: 1}}}
+    print_result(demo_run)
+    out = capsys.readouterr().out
+    lines = out[out.index("deliveries:"):].splitlines()[:4]
+    assert [ln.strip() for ln in lines] == [
+        "deliveries:   master: 2 pass", "meta-reels: 1 pass", "ctv-16x9: 1 fail", f"{CTV_REASON} (1 variant)"]

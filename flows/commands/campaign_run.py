@@ -120,11 +120,23 @@ def print_result(result: dict) -> None:
     for slug, why in result["failed"].items():
         print(f"  failed: {slug}: {why}")
     print(f"QA report:    {result['report']}")
+    print_deliveries(result.get("deliveries") or {})
     if result["deliverables"]:
         print(f"deliverables: {result['deliverables']} ({len(result['packaged'])} variants packaged)")
     else:
         print("deliverables: none yet (approve variants with 'ray32 campaign approve RUN VARIANT... --note ...')")
     print(f"time:         {result['timings']['wall_s']:.1f} s")
+
+
+def print_deliveries(summary: dict) -> None:
+    """One line per delivery target: how many variants pass its checks, and each distinct reason it fails."""
+    for k, (target, s) in enumerate(summary.items()):
+        counts = ", ".join(f"{s[v]} {v}" for v in ("pass", "fail", "not checked") if s[v])
+        print(f"{'deliveries:' if k == 0 else '':14}{target}: {counts}")
+        for why, n in list(s["reasons"].items())[:3]:
+            print(f"{'':16}{why} ({n} variant{'s' if n != 1 else ''})")
+        if len(s["reasons"]) > 3:
+            print(f"{'':16}... and {len(s['reasons']) - 3} other reasons (QA report)")
 
 
 def _unchanged(campaign, *, runs_dir, deliverables, run=None, engine=None, formats=None, auto_approve=False,
