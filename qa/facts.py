@@ -204,12 +204,13 @@ def judging(facts: Facts) -> Judging:
     and against the intended grade's look), in every mode; the mode sets the bounds. Any other variant (the
     composite engine, or an engine the facts do not name) is judged against the intended pixel reference.
     """
-    if facts.engine is not None:
+    engine = getattr(facts, "engine", None)  # facts pickled before engines were recorded have none
+    if engine is not None:
         from ray32.engines import ENGINES
 
-        if ENGINES[facts.engine].generative:
-            return Judging(True, f"generative engine {facts.engine}")
-        return Judging(False, f"{facts.engine} engine: pixels follow the source")
+        if ENGINES[engine].generative:
+            return Judging(True, f"generative engine {engine}")
+        return Judging(False, f"{engine} engine: pixels follow the source")
     return Judging(False, "engine not named: pixels are expected to follow the source")
 
 

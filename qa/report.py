@@ -130,6 +130,8 @@ def _card(qa, verdict, approval: dict | None, comments: list | None = None,
         failing.append(item)
     metrics = []
     for m in key_metrics():
+        if m not in bounds:  # not one of this variant's measures (a pixel-reference metric of a generative one)
+            continue
         v = qa.summary.get(m)
         lo, hi = bounds.get(m, (None, None))
         judged = not (v is None or (isinstance(v, float) and np.isnan(v)))

@@ -131,7 +131,7 @@ def test_clean_generative_variant_passes_and_the_pixel_reference_would_fail_it(j
     assert "grade-invariant" in q.judged_against["structure"]
     s = q.summary
     assert s["structure_orientation_min"] > 0.9          # the layout is the source's under the untold grade
-    assert s["luma_flicker_max"] < 0.5 and s["blank_frames"] == 0
+    assert s["luma_flicker_max"] < 0.5 and s["exposure_blank_frames"] == 0
     assert np.isnan(s["structure_edge_min"]) and np.isnan(s["colour_shift_max"])   # pixel metrics not judged
     # the same pixels judged against the pixel reference (the composite engine's way) fail: the switch matters
     c = v["clean-as-composite"]
@@ -167,7 +167,7 @@ def test_wrong_motion_fails(judged):
 
 def test_blank_frames_fail(judged):
     results, v = judged
-    assert "blank_frames" in v["blank"].failed and results["blank"].summary["blank_frames"] == 2
+    assert "exposure_blank_frames" in v["blank"].failed and results["blank"].summary["exposure_blank_frames"] == 2
 
 
 def test_the_look_is_judged_against_the_intended_grade(judged):
@@ -176,3 +176,32 @@ def test_the_look_is_judged_against_the_intended_grade(judged):
     assert "grade_intent_max" in v["golden-as-neon"].failed, v["golden-as-neon"].reasons
     assert results["golden-as-golden"].summary["grade_intent_max"] < 5
     assert np.isnan(results["clean"].summary["grade_intent_max"])       # no grade in the facts: not judged
+
+
+def test_a_real_wan_vace_render_record_is_judged_on_grade_invariant_measures(tmp_path):
+    """The wiring from a real render: the tiny random-weight wan-vace renders a clip through the one render path,
+    which writes its render record; ``ray32 qa --facts <record>`` reads the engine from it and judges the variant
+    on grade-invariant measures (its pictures are noise: only the wiring is checked, not the verdict)."""
+    from test_engine_wan_vace import STEPS, make_clip
+
+    from qa.facts import load_facts
+    from qa.metrics import measure
+    from ray32.engines.tiny_models import build_pipeline
+    from ray32.engines.wan_vace import WanVaceEngine
+    from ray32.render import render_to_files
+    from ray32.request import RenderRequest
+    from ray32.shot import open_shot
+
+    shot = open_shot(make_clip(tmp_path / "clip.mp4", 9), detect_cuts=False)
+    eng = WanVaceEngine(pipeline=build_pipeline("tiny", seed=0), max_side=32, window=9, overlap=5)
+    request = RenderRequest(prompt="a bottle", engine_options=STEPS, grade=LIGHTING["golden"], outputs=["draft"])
+    out = render_to_files(shot, request, engine=eng, out_dir=tmp_path / "out", stem="v", write_request=True,
+                          cache_dir=tmp_path / "cache")
+    record = tmp_path / "out" / "v.request.json"
+    f = load_facts(record)
+    assert f.engine == "wan-vace" and f.variant == "v" and f.grade["temperature"] == 3800
+    q = measure(shot, out.paths["draft"], f, samples=1)
+    assert q.judged_against["reference"].startswith("grade-invariant measures against the source (generative engine "
+                                                    "wan-vace")
+    assert not np.isnan(q.summary["structure_orientation_min"]) and np.isnan(q.summary["structure_edge_min"])
+    assert not np.isnan(q.summary["grade_intent_max"])        # the record's grade is the intent

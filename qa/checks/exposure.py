@@ -13,13 +13,13 @@ judge instead, and why:
   facts give one, else the source): ``gross_clipped_max`` / ``gross_crushed_max``, the excess share of the frame
   clipped / crushed, with bounds of a quarter of the picture and more (a model that blows out or blacks out a
   large area is a defect whatever the grade; a few percent is the grade's or the model's own look);
-* ``blank_frames``: frames that are black, white or flat (no picture: grey spread under ``BLANK_STD``) where the
+* ``exposure_blank_frames``: frames that are black, white or flat (no picture: grey spread under ``BLANK_STD``) where the
   source has a picture: a generative model's typical failure, never a grade's;
 * the intent of the preset, only when the facts give the grade: ``grade_intent_max`` is the colour difference
   (CIE76 ΔE) between the *mean* Lab colour of the output and of the source through the intended grade, per frame.
   A mean is what a grade sets (warm/cool, dark/bright, saturated) and what a re-render of the same scene keeps,
-  while the pixels underneath may all differ; the bound is loose (a different preset is 15-30 ΔE away, a
-  re-render of the right one a few) and is not judged in reimagine mode, where the model may change the look.
+  while the pixels underneath may all differ; the bound is loose (another preset is 15-30 ΔE away, a re-render
+  of the right one a few), and looser still in reimagine mode, where the model may change the scene's colours.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def measure(batch: Batch) -> pd.DataFrame:
 
 
 NAMES = ("clipped_excess_max", "crushed_excess_max", "colour_shift_max", "colour_shift_mean", "gross_clipped_max",
-         "gross_crushed_max", "blank_frames", "grade_intent_max")
+         "gross_crushed_max", "exposure_blank_frames", "grade_intent_max")
 
 
 def finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
@@ -98,7 +98,7 @@ def finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
                      crushed_excess=table["crushed_out"] - table["crushed_ref"])
     if "blank" in t:  # grade-invariant (a generative engine's variant)
         out.update(gross_clipped_max=float(t["clipped_excess"].max()),
-                   gross_crushed_max=float(t["crushed_excess"].max()), blank_frames=float(t["blank"].sum()))
+                   gross_crushed_max=float(t["crushed_excess"].max()), exposure_blank_frames=float(t["blank"].sum()))
         if "grade_intent" in t:
             out["grade_intent_max"] = float(t["grade_intent"].max())
         return CheckResult("exposure", t, out)
@@ -151,10 +151,10 @@ CHECK = Check(
         Metric("gross_crushed_max", "max", per_mode(0.25, 0.3, 0.4), worst="crushed_excess", when=grade_invariant,
                explain="blacked-out picture: {value:.0%} more of the picture crushed to black than the intended "
                        "picture{at} ({limit})"),
-        Metric("blank_frames", "max", per_mode(0.0), worst="blank", key=True, when=grade_invariant,
+        Metric("exposure_blank_frames", "max", per_mode(0.0), worst="blank", key=True, when=grade_invariant,
                explain="{value:.0f} blank frame(s) (black, white or flat) where the source has a picture, first"
                        "{at} ({limit})"),
-        Metric("grade_intent_max", "max", per_mode(12.0, 16.0, None), worst="grade_intent", key=True, unit="ΔE",
+        Metric("grade_intent_max", "max", per_mode(12.0, 16.0, 30.0), worst="grade_intent", key=True, unit="ΔE",
                when=lambda facts: grade_invariant(facts) and bool(facts.grade),
                explain="the look departs from the intended grade{at}: mean colour delta E {value:.1f} from the "
                        "source through the grade ({limit})"),
