@@ -69,7 +69,8 @@ def edge_similarity(a, b, tolerance: int = 2, keep: np.ndarray | None = None) ->
 
 
 def orientation_field(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(unit doubled-angle orientation (h, w, 2), coherence strength (h, w)) of a frame's colour structure tensor.
+    """(unit doubled-angle orientation (h, w, 2), strength (h, w)) of a frame's colour structure tensor; the strength
+    is the eigenvalue gap times the coherence, so the incoherent texture of noise on a dark, flat area is weak.
 
     The tensor sums the gradients' outer products of the Lab channels, each normalised by the frame's own spread
     (L by its standard deviation, a and b by their joint RMS chroma): a tone curve scales L's gradients by a positive
@@ -86,8 +87,9 @@ def orientation_field(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     jxx, jyy, jxy = ((gx * gx) @ w, (gy * gy) @ w, (gx * gy) @ w)
     jxx, jyy, jxy = (cv2.GaussianBlur(j, (0, 0), ORIENT_BLUR) for j in (jxx, jyy, jxy))
     v = np.stack([jxx - jyy, 2 * jxy], axis=-1)
-    m = np.linalg.norm(v, axis=-1)
-    return v / np.maximum(m, 1e-6)[..., None], m
+    m = np.linalg.norm(v, axis=-1)  # λ1 - λ2
+    strength = m * m / np.maximum(jxx + jyy, 1e-6)  # (λ1 - λ2) x coherence: noise is strong but incoherent
+    return v / np.maximum(m, 1e-6)[..., None], strength
 
 
 def orientation_similarity(a, b, keep: np.ndarray | None = None, tiles: tuple[int, int] = TILES) -> float:
