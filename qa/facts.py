@@ -166,8 +166,24 @@ def load_facts(path: str | os.PathLike) -> Facts:
         if not isinstance(data["request"], dict):
             raise QaError(f"{path}: the render record's 'request' must be a JSON object")
         stem = path.name.removesuffix(".request.json") if path.name.endswith(".request.json") else path.stem
-        return facts_from_request(data["request"], variant=stem, engine=data["engine"], base=path.parent)
+        # its paths are as the render was given them (relative to where it ran), so they are not re-based here
+        return facts_from_request(data["request"], variant=stem, engine=data["engine"])
     return parse_facts(data, where=str(path), base=path.parent)
+
+
+def render_record_for(output: str | os.PathLike) -> Path | None:
+    """The render record (``<stem>.request.json`` written by ``ray32 render``) in ``output``'s folder that lists
+    ``output`` among its outputs, or None."""
+    output = Path(output)
+    for record in sorted(output.parent.glob("*.request.json")):
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        outs = data.get("outputs") if isinstance(data, dict) else None
+        if isinstance(outs, dict) and any(Path(str(v)).name == output.name for v in outs.values()):
+            return record
+    return None
 
 
 @dataclass(frozen=True)

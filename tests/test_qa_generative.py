@@ -215,3 +215,31 @@ def test_a_real_wan_vace_render_record_is_judged_on_grade_invariant_measures(tmp
                                                     "wan-vace")
     assert not np.isnan(q.summary["structure_orientation_min"]) and np.isnan(q.summary["structure_edge_min"])
     assert not np.isnan(q.summary["grade_intent_max"])        # the record's grade is the intent
+
+
+def test_ray32_qa_reads_the_render_record_beside_the_output(tmp_path, capsys):
+    """``ray32 qa`` without --facts finds the render record that lists the output and judges by its engine."""
+    import json
+
+    from footage_util import open_trim
+
+    from flows.cli import main
+    from ray32.export import export_stream
+
+    shot = open_trim(frames=12)
+    fps, src = _source()
+    out = np.stack([resynthesise(untold_grade(f), i) for i, f in enumerate(src[:12])])
+    paths = export_stream(["draft"], iter([out]), tmp_path, stem="v", fps=shot.fps, frame_count=12, width=SIZE[0],
+                          height=SIZE[1], source=shot)
+    (tmp_path / "v.request.json").write_text(json.dumps(
+        {"source": str(CUP), "engine": "wan-vace", "request": {"prompt": "a cup"},
+         "outputs": {"draft": str(paths["draft"])}}))
+    small = tmp_path / "src.mp4"
+    export_stream(["draft"], iter([src[:12]]), tmp_path, stem="src", fps=shot.fps, frame_count=12, width=SIZE[0],
+                  height=SIZE[1], source=shot)["draft"].rename(small)
+    code = main(["qa", str(small), str(paths["draft"]), "--out", str(tmp_path / "qa"), "--samples", "1"])
+    printed = capsys.readouterr().out
+    assert "facts: from the render record" in printed
+    verdict = json.loads((tmp_path / "qa" / "verdict.json").read_text())
+    assert verdict["judged_against"]["reference"].startswith("grade-invariant measures against the source")
+    assert code == 0, verdict["reasons"]                  # the untold grade passes as a generative variant
