@@ -215,9 +215,9 @@ def judging(facts: Facts) -> Judging:
 
     A variant rendered by a generative engine (``EngineInfo.generative``) cannot match a pixel reference: the model
     re-renders every pixel, so its grade, noise and texture differ even when the variant is right. It is judged on
-    grade-invariant measures against the source (layout by gradient orientation of normalised luminance, flicker by
-    its own brightness trend, motion by flow on normalised luminance, exposure and colour only for gross failures
-    and against the intended grade's look), in every mode; the mode sets the bounds. Any other variant (the
+    grade-invariant measures against the source (layout by the orientation of its per-frame normalised colour
+    structure, flicker against its own brightness trend, motion by flow on stretched luminance, exposure and colour
+    only for gross failures and against the intended grade's look), in every mode; the mode sets the bounds. Any other variant (the
     composite engine, or an engine the facts do not name) is judged against the intended pixel reference.
     """
     engine = getattr(facts, "engine", None)  # facts pickled before engines were recorded have none

@@ -13,7 +13,9 @@ were not: flows of both clips are computed on luminance stretched by each frame'
 ``qa.metrics`` passes ``normalise``), so a grade's contrast or a dark preset does not weaken the output's flow; and a
 frame's step is the mean length of its flow (over the same textured pixels) instead of its grey change, which a
 grade's contrast scales and a re-render's fresh noise inflates. A frozen frame has no flow, a skipped one twice
-the source's.
+the source's. Measured on cup.mp4 darkened to 50/25/15 % with a re-render's noise, the stretch changes the flow
+error by at most 0.05 px (0.18/0.24/0.43 px with it, 0.14/0.27/0.48 without): DIS is already nearly
+contrast-invariant; the stretch is kept for presets that flatten the picture further.
 """
 
 from __future__ import annotations

@@ -6,13 +6,16 @@ bound widens with the source's own edge instability between consecutive frames (
 
 A generative engine's variant (``qa.facts.judging``) re-renders every pixel, so its edges cannot be compared with a
 pixel reference: a tone curve moves weak edges, a hue rotation changes which colours contrast, and re-synthesised
-texture moves fine edges by a pixel. It is judged on the *orientation* of luminance gradients instead
-(``orientation_similarity``): luminance is rank-normalised per frame (``norm_gray``: a global tone curve or grade
-maps to the same picture), lightly blurred (re-synthesised noise and texture do not count), and the doubled-angle
-orientation of the output's strong gradients is compared with the source's (cos 2Δθ, so an edge whose contrast
-flips under a hue rotation still matches). The frame's figure is the worst of a grid of tiles, so an object moved
-or warped in one part of the frame is not averaged away by the rest. The bound widens with the source's own
-orientation change between consecutive frames (``source_orientation_noise``)."""
+texture moves fine edges by a pixel. It is judged on the *orientation* of structure instead
+(``orientation_similarity``): the colour structure tensor of the frame (Lab, each channel normalised by the frame's
+own spread, so a tone curve, a hue rotation or a saturation change do not turn it), smoothed so that noise and
+re-synthesised fine texture average out, its strength weighted by coherence (the incoherent texture of noise on a
+dark flat wall is weak, an edge is strong). The doubled-angle orientation of the output's strong structure is
+compared with the source's (cos 2Δθ: an edge whose contrast flips under a hue rotation still matches), both ways (a
+lost edge and a new one both count). The frame's figure is the worst of a grid of tiles, so an object moved or
+warped in one part of the frame is not averaged away by the rest. The bound widens with the source's own
+orientation change between consecutive frames (``source_orientation_noise``, its median).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from qa.checks.geometry import gray
 from qa.facts import grade_invariant, pixel_reference
 
 ORIENT_BLUR = 2.0
-"""Gaussian sigma (px at the analysis size) before gradients are taken for the grade-invariant layout measure."""
+"""Gaussian sigma (px at the analysis size) over which the structure tensor is integrated (grade-invariant layout)."""
 ORIENT_STRONG = 0.05
 """A pixel's orientation counts where its coherence strength is above this share of the picture's 99th percentile
 (inside the judged region): edges and texture, not the noise of a flat wall."""
@@ -93,8 +96,8 @@ def orientation_field(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def orientation_similarity(a, b, keep: np.ndarray | None = None, tiles: tuple[int, int] = TILES) -> float:
-    """Grade-invariant layout similarity of two ``orientation_field``s: per tile, the magnitude-weighted mean of
-    cos 2Δθ over each picture's strong gradients (both ways, the lower counts: a lost edge and a new edge both
+    """Grade-invariant layout similarity of two ``orientation_field``s: per tile, the strength-weighted mean of
+    cos 2Δθ over each picture's strong structure (both ways, the lower counts: a lost edge and a new edge both
     lower it); the worst judged tile is the frame's figure (1 = same layout, 0 = unrelated)."""
     (ua, ma), (ub, mb) = a, b
     keep = np.ones(ma.shape, bool) if keep is None else keep
@@ -189,8 +192,8 @@ def finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
 CHECK = Check(
     name="structure", needs=frozenset({"frames"}), finish=finish, measure=measure,
     about="edge layout of the output against the intended reference, outside the label",
-    about_invariant="gradient orientation of the output's normalised luminance against the source's, tile by "
-                    "tile, outside the label (grade-invariant)",
+    about_invariant="orientation of the output's colour structure (normalised per frame) against the source's, "
+                    "tile by tile, outside the label (grade-invariant)",
     metrics=(
         Metric("structure_edge_min", "min", per_mode(0.8, 0.7, 0.4), worst="edge_similarity", key=True,
                floor="source_edge_noise", floor_scale=1.0, when=pixel_reference,
