@@ -243,3 +243,15 @@ def test_ray32_qa_reads_the_render_record_beside_the_output(tmp_path, capsys):
     verdict = json.loads((tmp_path / "qa" / "verdict.json").read_text())
     assert verdict["judged_against"]["reference"].startswith("grade-invariant measures against the source")
     assert code == 0, verdict["reasons"]                  # the untold grade passes as a generative variant
+
+
+def test_the_report_says_how_a_generative_variant_was_judged(judged, tmp_path):
+    from qa.report import write_report
+
+    results, v = judged
+    html = write_report([results["clean"], results["flicker"]], v, tmp_path).read_text(encoding="utf-8")
+    assert "judged against grade-invariant measures against the source (generative engine wan-vace" in html
+    assert "structure_orientation_min" in html and "luma_flicker_max" in html
+    assert "structure_edge_min" not in html and "colour_shift_max" not in html   # not this variant's measures
+    assert "<svg" in html                                                        # the flicker plot
+    assert "brightness jumps" in html                                            # the flicker's reason
