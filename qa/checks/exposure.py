@@ -6,8 +6,8 @@ check.
 
 A generative engine's variant (``qa.facts.judging``) has no exact grade reference: the model re-renders every
 pixel, and the engine's grade post-pass works on the model's pixels, not the source's, so a per-pixel colour shift
-or a few percent more clipping against the source through the grade would fail good variants. What I chose to
-judge instead, and why:
+or a few percent more clipping against the source through the grade would fail good variants. What is judged
+instead, and why:
 
 * gross failures only, against the intended picture's own share (the source through the variant's grade when the
   facts give one, else the source): ``gross_clipped_max`` / ``gross_crushed_max``, the excess share of the frame
