@@ -93,8 +93,10 @@ def qa_overrides(raw: dict | None, mode: str = "adhere", where: str = "campaign.
         raise QaError(f"{where}: {ex}") from ex
 
 
-def variant_facts(variant: dict, root: str | os.PathLike):
-    """The QA facts of a planned variant (``qa.facts.facts_from_request``) with its campaign's ``qa:`` overrides.
+def variant_facts(variant: dict, root: str | os.PathLike, engine: str | None = None):
+    """The QA facts of a planned variant (``qa.facts.facts_from_request``) with its campaign's ``qa:`` overrides
+    and the engine that renders it (``engine``: the run's; else the variant's planned engine): it decides how QA
+    judges the variant (``qa.facts.judging``).
 
     Raises:
         QaError: a ``qa:`` key that names no QA metric (the message lists the valid names).
@@ -103,7 +105,8 @@ def variant_facts(variant: dict, root: str | os.PathLike):
 
     overrides = qa_overrides(variant.get("qa_overrides"), variant["request"].get("mode", "adhere"))
     return facts_from_request(variant["request"], variant=variant["slug"], variant_id=variant["variant_id"],
-                              market=variant["axes"].get("market"), overrides=overrides, base=Path(root))
+                              market=variant["axes"].get("market"), overrides=overrides, base=Path(root),
+                              engine=engine or variant.get("engine"))
 
 
 # Per-process memo: the prepared shot and the QA source cache are shared by every variant rendered here.
@@ -332,7 +335,7 @@ def measure(ctx: RunContext, variant: dict, prepared, paths: dict):
     fmt = next((f for f in QA_FORMATS if f in paths), None)
     if fmt is None:
         return None
-    facts = variant_facts(variant, ctx.root)
+    facts = variant_facts(variant, ctx.root, engine=ctx.engine)
     with _MEMO_LOCK:
         cache = _MEMO.setdefault(("qa-cache", ctx.source, repr(ctx.trim)), {})
     qa = measure_qa(prepared.shot, paths[fmt], facts, label_track=prepared.label_track, samples=ctx.qa_samples,

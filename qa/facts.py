@@ -3,6 +3,7 @@
 A facts file is JSON (or a dict built by the campaign flow)::
 
     {"variant": "de-aqua500-golden", "market": "de", "mode": "adhere",
+     "engine": "composite",                                                 # the engine that rendered it
      "label": {"text": "AQUA FRESH 500 ml", "artwork": "labels/de.png",
                "corners": [[x, y], [x, y], [x, y], [x, y]], "frame": 0,     # the quad in the source, tl tr br bl
                "truth": "demo_shot.truth.json"},                           # or "track": per-frame quads
@@ -13,13 +14,20 @@ A facts file is JSON (or a dict built by the campaign flow)::
      "overrides": {"identity_distance_max": {"max": 0.5}}}                  # per-campaign thresholds
 
 Paths are relative to the facts file. ``facts_from_request`` builds the same from a planned variant's
-``request`` (the RenderRequest field names).
+``request`` (the RenderRequest field names); a render record (``<stem>.request.json`` written by ``ray32 render``:
+``engine`` + ``request``) is read as facts too (``load_facts``).
+
+How a variant is judged is decided here, once, from its facts (``judging``): a variant of a generative engine
+(``EngineInfo.generative`` in ``ray32.engines.ENGINES``: the model re-renders every pixel) is compared with the
+source on grade-invariant measures; any other variant against the intended pixel reference (the source through the
+variant's own grade, with the market label swapped in).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,6 +77,7 @@ class Facts(BaseModel):
     variant_id: str | None = None
     market: str | None = None
     mode: Literal["adhere", "flex", "reimagine"] = "adhere"
+    engine: str | None = None
     label: LabelFacts | None = None
     identity: IdentityFacts = Field(default_factory=IdentityFacts)
     keyframes: list[KeyframeFacts] = Field(default_factory=list)
@@ -83,6 +92,15 @@ class Facts(BaseModel):
         if v is True:
             raise ValueError("give the intended grade itself (the request's grade: temperature, tint, exposure, "
                              "contrast, saturation, lut, keyframes), not true, so QA can judge against it")
+        return v
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, v):
+        from ray32.engines import ENGINES
+
+        if v is not None and v not in ENGINES:
+            raise ValueError(f"unknown engine {v!r}; known engines: {', '.join(ENGINES)} (or leave it out)")
         return v
 
     @field_validator("overrides")
@@ -144,17 +162,93 @@ def load_facts(path: str | os.PathLike) -> Facts:
         raise QaError(f"{path}: is not valid JSON ({ex})") from ex
     if not isinstance(data, dict):
         raise QaError(f"{path}: must hold a JSON object, got {type(data).__name__}")
+    if "request" in data and "engine" in data:  # a render record (``ray32 render`` writes <stem>.request.json)
+        if not isinstance(data["request"], dict):
+            raise QaError(f"{path}: the render record's 'request' must be a JSON object")
+        stem = path.name.removesuffix(".request.json") if path.name.endswith(".request.json") else path.stem
+        # its paths are as the render was given them (relative to where it ran), so they are not re-based here
+        return facts_from_request(data["request"], variant=stem, engine=data["engine"])
     return parse_facts(data, where=str(path), base=path.parent)
 
 
+def render_record_for(output: str | os.PathLike) -> Path | None:
+    """The render record (``<stem>.request.json`` written by ``ray32 render``) in ``output``'s folder that lists
+    ``output`` among its outputs, or None."""
+    output = Path(output)
+    for record in sorted(output.parent.glob("*.request.json")):
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        outs = data.get("outputs") if isinstance(data, dict) else None
+        if isinstance(outs, dict) and any(Path(str(v)).name == output.name for v in outs.values()):
+            return record
+    return None
+
+
+@dataclass(frozen=True)
+class Judging:
+    """How a variant is judged (``judging``).
+
+    Attributes:
+        grade_invariant: whole-frame structure, flicker, motion and exposure are measured with grade-invariant
+            measures against the source (a generative engine's variant); False: against the intended pixel
+            reference (the source through the variant's grade, with the market label swapped in).
+        why: the reason in words ("generative engine wan-vace").
+    """
+
+    grade_invariant: bool
+    why: str
+
+    def against(self, reference_kind: str) -> str:
+        """The report's "judged against" line, given what the pixel reference is (``qa.metrics.Reference.kind``)."""
+        if not self.grade_invariant:
+            return reference_kind
+        line = f"grade-invariant measures against the source ({self.why}: it re-renders every pixel)"
+        if "artwork" in reference_kind:
+            line += "; the label against the market artwork swapped onto the source's label"
+        return line
+
+
+def judging(facts: Facts) -> Judging:
+    """How ``facts``' variant is judged: the one place this is decided.
+
+    A variant rendered by a generative engine (``EngineInfo.generative``) cannot match a pixel reference: the model
+    re-renders every pixel, so its grade, noise and texture differ even when the variant is right. It is judged on
+    grade-invariant measures against the source (layout by the orientation of its per-frame normalised colour
+    structure, flicker against its own brightness trend, motion by flow on stretched luminance, exposure and colour
+    only for gross failures and against the intended grade's look), in every mode; the mode sets the bounds. Any other variant (the
+    composite engine, or an engine the facts do not name) is judged against the intended pixel reference.
+    """
+    engine = getattr(facts, "engine", None)  # facts pickled before engines were recorded have none
+    if engine is not None:
+        from ray32.engines import ENGINES
+
+        if ENGINES[engine].generative:
+            return Judging(True, f"generative engine {engine}")
+        return Judging(False, f"{engine} engine: pixels follow the source")
+    return Judging(False, "engine not named: pixels are expected to follow the source")
+
+
+def grade_invariant(facts: Facts) -> bool:
+    """``judging(facts).grade_invariant`` (for ``Metric.when``)."""
+    return judging(facts).grade_invariant
+
+
+def pixel_reference(facts: Facts) -> bool:
+    """Not ``grade_invariant`` (for ``Metric.when``)."""
+    return not judging(facts).grade_invariant
+
+
 def facts_from_request(request: dict, *, variant: str, variant_id: str | None = None, market: str | None = None,
-                       overrides: dict | None = None, base: Path | None = None) -> Facts:
+                       overrides: dict | None = None, base: Path | None = None, engine: str | None = None) -> Facts:
     """Facts from a planned variant's ``request`` (RenderRequest field names: label_swap, locks, keyframes,
-    mode, grade)."""
+    mode, grade) and the engine that rendered it."""
     swap = request.get("label_swap") or None
     face = next((lk for lk in request.get("locks", []) if lk.get("kind") == "face" and lk.get("reference")), None)
     data = {
         "variant": variant, "variant_id": variant_id, "market": market, "mode": request.get("mode", "adhere"),
+        "engine": engine,
         "label": {"text": swap["text"], "artwork": swap.get("artwork"), "corners": swap.get("corners"),
                   "frame": swap.get("frame", 0)} if swap else None,
         "identity": {"reference": face["reference"]} if face else {},

@@ -28,7 +28,7 @@ from qa.checks.base import Batch, Clip
 from qa.checks.geometry import fit_size, resize
 from qa.checks.identity import face_embedding
 from qa.checks.motion import dis_flows, steps
-from qa.facts import Facts, QaError
+from qa.facts import Facts, QaError, judging
 from qa.registry import CHECKS
 
 log = logging.getLogger(__name__)
@@ -233,10 +233,12 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     guides = guides or {}
     n = min(source_count, output_count)
     reference = Reference(facts, artwork, fps, source_count, transfer, primaries)
+    judge = judging(facts)  # pixel reference, or grade-invariant measures (a generative engine's variant)
+    inv = judge.grade_invariant
     clip = Clip(facts=facts, fps=Fraction(fps), output_fps=Fraction(output_fps or fps), source_count=source_count,
                 output_count=output_count, label_track=label_track, label_score=label_score, artwork=artwork,
                 identity_reference=identity_reference, guides=guides, reference_kind=reference.kind,
-                grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference)
+                grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference, grade_invariant=inv)
     place = fill_track(label_track, source_count) if facts.label is not None else None
     show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
     clip.sample_index = tuple(sample_indices(source_count, samples))
@@ -288,13 +290,13 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             if pairs:
                 src_seq, out_seq, ref_seq, keep_seq = (batch.seq(w) for w in ("src", "out", "ref", "keep"))
                 batch.pair_first = int(first) if prev is not None else int(first) + 1
-                key = ("src_pairs", batch.pair_first, len(src_seq), size)
+                key = ("src_pairs", batch.pair_first, len(src_seq), size, inv)
                 if key not in cache:
-                    cache[key] = (dis_flows(src_seq), steps(src_seq, keep_seq))
+                    cache[key] = (dis_flows(src_seq, normalise=inv), steps(src_seq, keep_seq))
                 batch.src_flows, batch.src_steps = cache[key]
-                batch.out_flows = dis_flows(out_seq)
+                batch.out_flows = dis_flows(out_seq, normalise=inv)
                 batch.out_steps = steps(out_seq, keep_seq)
-                batch.ref_steps = batch.src_steps if batch.ref_is_src else steps(ref_seq, keep_seq)
+                batch.ref_steps = batch.src_steps if batch.ref_is_src or inv else steps(ref_seq, keep_seq)
             now = time.perf_counter()
             timings["decode+reference"] = timings.get("decode+reference", 0.0) + now - clock
             for c in streamed:
@@ -325,7 +327,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         summary.update(res.summary)
         if not res.frames.empty:
             per_frame.append(res.frames)
-        judged_against[c.name] = c.about
+        judged_against[c.name] = c.describe(clip)
     frames = pd.concat(per_frame, axis=1) if per_frame else pd.DataFrame()
     if not frames.empty and frames.columns.duplicated().any():
         frames = frames.loc[:, ~frames.columns.duplicated()]
@@ -337,7 +339,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         thumbs[i] = (jpeg(s), jpeg(o), jpeg(r)) if reference.intended else (jpeg(s), jpeg(o))
     for _, i, jp in worst.values():
         thumbs.setdefault(i, jp)
-    judged_against["reference"] = reference.kind
+    judged_against["reference"] = judge.against(reference.kind)
     return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=frames, fps=Fraction(fps),
                      frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=clip.notes,
                      judged_against=judged_against, timings={k: round(v, 3) for k, v in timings.items()})

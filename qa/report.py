@@ -52,6 +52,9 @@ def _plot_svg(qa, bounds: dict) -> str | None:
     if "flicker" in fr and fr["flicker"].notna().any():
         hi = bounds.get("flicker_max", (None, None))[1]
         panels.append(("flicker (grey levels)", fr["flicker"].astype(float).dropna(), hi, "-"))
+    elif "luma_flicker" in fr and fr["luma_flicker"].notna().any():  # a generative variant's (grade-invariant)
+        hi = bounds.get("luma_flicker_max", (None, None))[1]
+        panels.append(("flicker (% off trend)", fr["luma_flicker"].astype(float).dropna(), hi, "-"))
     if not panels:
         return None
     fig = Figure(figsize=(6.4, 1.45 * len(panels)), dpi=80)
@@ -130,6 +133,8 @@ def _card(qa, verdict, approval: dict | None, comments: list | None = None,
         failing.append(item)
     metrics = []
     for m in key_metrics():
+        if m not in bounds:  # not one of this variant's measures (a pixel-reference metric of a generative one)
+            continue
         v = qa.summary.get(m)
         lo, hi = bounds.get(m, (None, None))
         judged = not (v is None or (isinstance(v, float) and np.isnan(v)))

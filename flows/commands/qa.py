@@ -23,7 +23,9 @@ def register(sub) -> None:
     )
     p.add_argument("source", type=Path, help="the source shot")
     p.add_argument("output", type=Path, help="the rendered variant to check")
-    p.add_argument("--facts", type=Path, help="facts JSON: expected label text/artwork, mode, keyframes, overrides")
+    p.add_argument("--facts", type=Path, help="facts JSON: expected label text/artwork, mode, engine, keyframes, "
+                                              "overrides; or a render record (<stem>.request.json). Default: the "
+                                              "render record beside the output that lists it, if any")
     p.add_argument("--out", type=Path, default=Path("build/qa"), help="report folder (default: build/qa)")
     p.add_argument("--samples", type=int, default=5,
                    help="evenly spread frames OCR always reads (default 5); OCR also reads every frame where the "
@@ -33,13 +35,16 @@ def register(sub) -> None:
 
 def cmd_qa(args: argparse.Namespace) -> int:
     from qa.expectations import verdicts
-    from qa.facts import Facts, QaError, load_facts
+    from qa.facts import Facts, QaError, load_facts, render_record_for
     from qa.metrics import measure, metrics_table
     from qa.report import write_report
 
     if args.samples < 1:
         raise QaError(f"--samples must be at least 1, got {args.samples}")
-    facts = load_facts(args.facts) if args.facts else Facts(variant=args.output.stem)
+    record = None if args.facts else render_record_for(args.output)
+    if record is not None:  # ray32 render's record beside the output: its request and engine are the facts
+        print(f"facts: from the render record {record}")
+    facts = load_facts(args.facts or record) if (args.facts or record) else Facts(variant=args.output.stem)
     if args.facts and facts.variant == "variant":
         facts = facts.model_copy(update={"variant": args.output.stem})
     with progress_bar("checking", unit="frame") as bar:

@@ -210,6 +210,9 @@ class Clip:
         make_reference: ``make_reference(frame, image, corners)``: the intended reference of a full-size source
             image or crop of frame ``frame`` (label swapped at ``corners``, in the image's pixels, and graded).
         sample_index: the evenly spread sampled frames (OCR, report pairs).
+        grade_invariant: the variant is judged on grade-invariant measures against the source (a generative
+            engine's: ``qa.facts.judging``); whole-frame checks then measure their grade-invariant metrics, and
+            ``Batch`` flows and steps are made on normalised luminance.
     """
 
     facts: Any
@@ -233,6 +236,7 @@ class Clip:
     notes: list[str] = field(default_factory=list)
     make_reference: Callable[[int, np.ndarray, np.ndarray | None], np.ndarray] | None = None
     sample_index: tuple[int, ...] = ()
+    grade_invariant: bool = False
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,7 @@ class Check:
         about: one line for the report: what is compared with what.
         sample_frames: ``sample_frames(clip) -> set of frame indices`` this check wants full-size (beyond the
             evenly spread samples), e.g. keyframes.
+        about_invariant: ``about`` for a variant judged on grade-invariant measures (empty: the same ``about``).
     """
 
     name: str
@@ -259,6 +264,11 @@ class Check:
     region: str | None = None
     about: str = ""
     sample_frames: Callable[[Clip], set[int]] | None = None
+    about_invariant: str = ""
+
+    def describe(self, clip: Clip) -> str:
+        """What this check compares with what for ``clip`` (the report's "judged against" list)."""
+        return self.about_invariant if clip.grade_invariant and self.about_invariant else self.about
 
     def __post_init__(self):
         bad = set(self.needs) - set(NEEDS)

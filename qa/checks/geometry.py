@@ -12,6 +12,18 @@ def gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
+def norm_gray(frame: np.ndarray) -> np.ndarray:
+    """RGB uint8 -> grey uint8 stretched by the frame's own levels (its 1st and 99th percentiles to 0 and 255): a
+    grade's exposure, contrast and black level map to the same range, so a dark or flat preset keeps the contrast
+    optical flow needs. A linear stretch, not histogram equalisation: equalising would amplify a flat wall's noise
+    many times. The grade-invariant motion measures of a generative variant use it (``qa.facts.judging``)."""
+    g = gray(frame)
+    lo, hi = np.percentile(g[::2, ::2], (1, 99))
+    if hi - lo < 1:
+        return g
+    return np.clip((g.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+
+
 def fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     """(w, h) scaled so that the longer side is at most ``max_side`` (never enlarged), even numbers."""
     s = min(1.0, max_side / max(width, height))

@@ -7,6 +7,15 @@ added to both sides of the ratio, so sensor and codec noise on a real clip do no
 
 The flow error bound widens with the source's own flow noise (``source_motion_px``: a hand-held clip's flow is
 less certain than a locked-off render's).
+
+A generative engine's variant (``qa.facts.judging``) is judged by the same figures, made grade-invariant where they
+were not: flows of both clips are computed on luminance stretched by each frame's own levels (``norm_gray``;
+``qa.metrics`` passes ``normalise``), so a grade's contrast or a dark preset does not weaken the output's flow; and a
+frame's step is the mean length of its flow (over the same textured pixels) instead of its grey change, which a
+grade's contrast scales and a re-render's fresh noise inflates. A frozen frame has no flow, a skipped one twice
+the source's. Measured on cup.mp4 darkened to 50/25/15 % with a re-render's noise, the stretch changes the flow
+error by at most 0.05 px (0.18/0.24/0.43 px with it, 0.14/0.27/0.48 without): DIS is already nearly
+contrast-invariant; the stretch is kept for presets that flatten the picture further.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
-from qa.checks.geometry import gray
+from qa.checks.geometry import gray, norm_gray
 
 MOVING_PX = 0.25
 """Source motion (mean flow length, px at the analysis size) above which step ratios are judged."""
@@ -26,12 +35,14 @@ STEP_BLUR = 1.5
 """Gaussian sigma applied before frame steps are measured (noise does not count as change)."""
 
 
-def dis_flows(frames: np.ndarray) -> np.ndarray:
-    """Flow from each frame to the next: (n-1, h, w, 2) float32 from (n, h, w, 3) RGB uint8 (DIS, 'fast')."""
+def dis_flows(frames: np.ndarray, normalise: bool = False) -> np.ndarray:
+    """Flow from each frame to the next: (n-1, h, w, 2) float32 from (n, h, w, 3) RGB uint8 (DIS, 'fast'), on
+    grey or, with ``normalise``, on luminance stretched by each frame's own levels (``norm_gray``: a grade's
+    exposure and contrast do not weaken the flow; used for a generative engine's variant)."""
     import cv2
 
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-    g = [gray(f) for f in frames]
+    g = [(norm_gray if normalise else gray)(f) for f in frames]
     out = np.empty((max(0, len(frames) - 1), *g[0].shape, 2), np.float32) if len(g) else np.empty((0, 0, 0, 2))
     for k in range(len(g) - 1):
         out[k] = dis.calc(g[k], g[k + 1], None)
@@ -63,7 +74,8 @@ def measure(batch: Batch) -> pd.DataFrame:
     keep = batch.seq("keep")
     src = batch.seq("src")
     cache = batch.clip.cache
-    noise = cache.get(("step_noise", src.shape[1:3]))
+    inv = batch.clip.grade_invariant
+    noise = cache.get(("step_noise", src.shape[1:3], inv))
     rows = []
     for k in range(len(batch.src_flows)):
         i = batch.pair_first + k
@@ -75,14 +87,20 @@ def measure(batch: Batch) -> pd.DataFrame:
             kk = keep[k + 1]
         epe = np.linalg.norm(batch.out_flows[k] - batch.src_flows[k], axis=-1)[kk]
         mag = np.linalg.norm(batch.src_flows[k], axis=-1)[kk]
-        rows.append({"src_motion_px": float(mag.mean()) if mag.size else 0.0,
-                     "flow_error_px": float(epe.mean()) if epe.size else float("nan"),
-                     "src_step": float(batch.src_steps[k]), "out_step": float(batch.out_steps[k]),
-                     "ref_step": float(batch.ref_steps[k])})
+        row = {"src_motion_px": float(mag.mean()) if mag.size else 0.0,
+               "flow_error_px": float(epe.mean()) if epe.size else float("nan")}
+        if inv:  # grade-invariant: a frame's step is its flow's mean length
+            out_mag = np.linalg.norm(batch.out_flows[k], axis=-1)[kk]
+            row.update(src_step=row["src_motion_px"], out_step=float(out_mag.mean()) if out_mag.size else 0.0,
+                       ref_step=row["src_motion_px"])
+        else:
+            row.update(src_step=float(batch.src_steps[k]), out_step=float(batch.out_steps[k]),
+                       ref_step=float(batch.ref_steps[k]))
+        rows.append(row)
     t = frame_table(rows, list(range(batch.pair_first, batch.pair_first + len(rows))))
     if noise is None:
-        noise = cache[("step_noise", src.shape[1:3])] = float(np.percentile(batch.src_steps, 25)) \
-            if len(batch.src_steps) else 0.0
+        noise = cache[("step_noise", src.shape[1:3], inv)] = float(np.percentile(t["src_step"], 25)) \
+            if len(t) else 0.0
     # the source's quietest steps are its noise: a step ratio compares change beyond that
     t["step_ratio"] = (t["out_step"] + noise) / (t["ref_step"] + noise).clip(lower=1e-3)
     return t
@@ -135,6 +153,8 @@ def _skipped(f):
 CHECK = Check(
     name="motion", needs=frozenset({"pairs"}), finish=finish, measure=measure,
     about="optical flow and frame steps of the output against the source's, outside the label",
+    about_invariant="optical flow and frame steps of the output's normalised luminance against the source's, "
+                    "outside the label (grade-invariant)",
     metrics=(
         Metric("motion_flow_error_max_px", "max", per_mode(0.6, 0.9, 1.5), worst="flow_error_px", key=True,
                unit="px", floor="source_motion_px", floor_scale=0.25,

@@ -43,6 +43,8 @@ class EngineInfo:
         weights: the constructor takes ``model_dir`` (a folder of weights).
         check: ``"module:function"`` checking a weights folder (or None: the default place) without loading it;
             it raises a ``Ray32Error`` saying what was looked for and where.
+        generative: a model re-renders every pixel (the output matches the source only in layout, motion and
+            light, not pixel for pixel): QA judges its variants on grade-invariant measures (``qa.facts.judging``).
     """
 
     target: str
@@ -50,12 +52,13 @@ class EngineInfo:
     gpu: bool = False
     weights: bool = False
     check: str | None = None
+    generative: bool = False
 
 
 ENGINES: dict[str, EngineInfo] = {
     "composite": EngineInfo("ray32.engines.composite:CompositeEngine", "1.0"),
     "wan-vace": EngineInfo("ray32.engines.wan_vace:WanVaceEngine", "2", gpu=True, weights=True,
-                           check="ray32.engines.wan_vace:check_model"),
+                           check="ray32.engines.wan_vace:check_model", generative=True),
 }
 """Engine name -> ``EngineInfo``. Modules are imported only when listed or asked for."""
 
@@ -64,11 +67,11 @@ __all__ = ["ENGINES", "MODEL_DIR_ENV", "Engine", "EngineError", "EngineInfo", "P
 
 
 def register_engine(name: str, target: str, *, version: str = "0", gpu: bool = False, weights: bool = False,
-                    check: str | None = None) -> None:
+                    check: str | None = None, generative: bool = False) -> None:
     """Add an engine to the registry: ``target`` is ``"package.module:ClassName"`` (see ``EngineInfo``)."""
     if ":" not in target:
         raise ValueError(f"target must be 'module:Class', got {target!r}")
-    ENGINES[name] = EngineInfo(target, version, gpu=gpu, weights=weights, check=check)
+    ENGINES[name] = EngineInfo(target, version, gpu=gpu, weights=weights, check=check, generative=generative)
 
 
 def engine_info(name: str) -> EngineInfo:
