@@ -210,6 +210,8 @@ class Clip:
         make_reference: ``make_reference(frame, image, corners)``: the intended reference of a full-size source
             image or crop of frame ``frame`` (label swapped at ``corners``, in the image's pixels, and graded).
         sample_index: the evenly spread sampled frames (OCR, report pairs).
+        label_visibility: where the label lock intends the artwork (``ray32.label_lock.LabelVisibility`` of the
+            source's track: ``alpha`` per frame, ``withheld`` ranges where the track is lost), or None.
     """
 
     facts: Any
@@ -233,6 +235,7 @@ class Clip:
     notes: list[str] = field(default_factory=list)
     make_reference: Callable[[int, np.ndarray, np.ndarray | None], np.ndarray] | None = None
     sample_index: tuple[int, ...] = ()
+    label_visibility: Any = None
 
 
 @dataclass(frozen=True)
