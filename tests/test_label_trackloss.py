@@ -180,3 +180,23 @@ def test_label_lock_after_any_engine_withholds_where_lost():
     m = quad_mask(frames[0].shape, quad)
     d = [float(np.abs(out[i].astype(int) - frames[i])[m].mean()) for i in range(8)]
     assert d[7] < d[6] < d[5] and d[7] > 0                # faded out over the last good frames
+
+
+def test_label_fades_back_in_when_the_track_is_regained(turn):
+    """The turn played backwards (the cup turns to face the camera): the label lock after any engine withholds the
+    label while the track is lost and fades it in once it is found, with no pop."""
+    from ray32.label_lock import load_artwork
+    from ray32.label_track import track_label
+
+    frames = turn["src"][::-1].copy()
+    track = track_label(frames, FRAMES - 1, turn["track"].ref_corners)
+    vis = label_visibility(track, turn["shot"].fps)
+    assert vis.withheld and vis.withheld[0][0] == 0 and vis.withheld[-1][1] < FRAMES - 10
+    back = vis.withheld[-1][1] + 1                          # the first frame the label is shown again
+    out = np.concatenate(list(apply_label_lock([frames[:40], frames[40:]], track, load_artwork(turn["art"]),
+                                               fps=turn["shot"].fps)))
+    assert np.array_equal(out[:back], frames[:back])        # withheld: the source's own pixels
+    d = np.array([_quad_diff(out[i], frames[i], track.corners[i]) for i in range(back, back + 10)])
+    full = d[-3:].mean()
+    assert full > 15.0 and d[0] < 0.4 * full, d               # fades in from almost nothing ...
+    assert np.abs(np.diff(d)).max() < 0.4 * full, d           # ... in steps, not a pop
