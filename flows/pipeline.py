@@ -261,7 +261,7 @@ def render_variant(ctx: RunContext, variant: dict, progress=None) -> dict:
                   "axes": variant["axes"], "worker": {"host": socket.gethostname(), "pid": os.getpid()},
                   "engine": engine.name, "engine_version": engine.version,
                   "outputs": {fmt: Path(p).name for fmt, p in paths.items()}, "checksums": out.checksums,
-                  "deliveries": deliveries,
+                  "deliveries": deliveries, "label_withheld": out.label_withheld,
                   "qa_file": "qa.pkl" if qa is not None else None,
                   "qa_summary": {k: (None if v != v else v) for k, v in (qa.summary if qa else {}).items()},
                   "qa_notes": qa.notes if qa else ["no output QA can decode (draft, prores, hdr10, hlg)"],

@@ -27,6 +27,7 @@ import pandas as pd
 from qa.checks.base import Batch, Clip
 from qa.checks.geometry import fit_size, resize
 from qa.checks.identity import face_embedding
+from qa.checks.label_lost import visibility as label_visibility
 from qa.checks.motion import dis_flows, steps
 from qa.facts import Facts, QaError, judging
 from qa.registry import CHECKS
@@ -118,18 +119,24 @@ class Reference:
     """The intended reference: the market label swapped into the source and the variant's grade applied.
 
     Built from the facts with ``ray32.label_lock.LabelSwapper`` and ``ray32.grade.Grader`` (what the composite
-    engine renders with, and what a label lock composites after any engine).
+    engine renders with, and what a label lock composites after any engine). ``visibility``
+    (``ray32.label_lock.LabelVisibility`` of the source's track) gives the artwork's opacity per frame: withheld
+    where the track is lost, faded around that, as the label lock intends.
     """
 
     def __init__(self, facts: Facts, artwork: np.ndarray | None, fps: Fraction, frame_count: int,
-                 transfer: str = "bt709", primaries: str = "bt709"):
-        self.swapper = self.grader = None
+                 transfer: str = "bt709", primaries: str = "bt709", visibility=None):
+        self.swapper = self.grader = self.alpha = None
         parts = []
         if facts.label is not None and artwork is not None:
             from ray32.label_lock import LabelSwapper
 
             self.swapper = LabelSwapper(artwork, transfer=transfer, primaries=primaries)
             parts.append("the market artwork swapped onto the source's label")
+            vis = visibility  # withheld (faded out) where the source's track is lost, as the label lock does
+            if vis is not None and vis.withheld:
+                self.alpha = vis.alpha
+                parts[-1] += " (withheld where its track is lost)"
         if facts.grade:
             from ray32.color import source_space
             from ray32.errors import Ray32Error
@@ -154,7 +161,8 @@ class Reference:
         pixels, or None), as a new array."""
         img = np.array(image, copy=True)
         if self.swapper is not None and corners is not None and np.all(np.isfinite(corners)):
-            img = self.swapper.apply(img, corners, inplace=True)
+            img = self.swapper.apply(img, corners, inplace=True,
+                                     opacity=1.0 if self.alpha is None or i >= len(self.alpha) else self.alpha[i])
         if self.grader is not None:
             img = self.grader.apply(i, img)
         return img
@@ -232,13 +240,15 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     cache = {} if cache is None else cache
     guides = guides or {}
     n = min(source_count, output_count)
-    reference = Reference(facts, artwork, fps, source_count, transfer, primaries)
+    vis = label_visibility(label_track, source_count, fps) if facts.label is not None else None
+    reference = Reference(facts, artwork, fps, source_count, transfer, primaries, visibility=vis)
     judge = judging(facts)  # pixel reference, or grade-invariant measures (a generative engine's variant)
     inv = judge.grade_invariant
     clip = Clip(facts=facts, fps=Fraction(fps), output_fps=Fraction(output_fps or fps), source_count=source_count,
                 output_count=output_count, label_track=label_track, label_score=label_score, artwork=artwork,
                 identity_reference=identity_reference, guides=guides, reference_kind=reference.kind,
-                grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference, grade_invariant=inv)
+                grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference, grade_invariant=inv,
+                label_visibility=vis)
     place = fill_track(label_track, source_count) if facts.label is not None else None
     show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
     clip.sample_index = tuple(sample_indices(source_count, samples))

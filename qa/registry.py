@@ -28,11 +28,12 @@ valid key of campaign.yaml's ``qa:`` section and of a facts file's ``overrides``
 
 from __future__ import annotations
 
-from qa.checks import exposure, identity, label, motion, structure, temporal, timing
+from qa.checks import exposure, identity, label, label_lost, motion, structure, temporal, timing
 from qa.checks.base import MODES, Check, Metric
 
 CHECKS: tuple[Check, ...] = (
     label.CHECK,
+    label_lost.CHECK,
     identity.CHECK,
     temporal.CHECK,
     motion.CHECK,

@@ -13,6 +13,14 @@ For each frame, with the label's quad from ``ray32.label_track``:
    energy before and after a known blur, and the new label is blurred by the difference.
 
 ``apply_label_lock`` runs the same swap as a post-pass over frames from any engine (the label lock).
+
+Where the track is lost (the product turns away, a hand covers it) the artwork is *withheld*, not pasted at
+held corners: ``label_visibility`` turns the tracker's per-frame ``valid`` flags into an opacity per frame. A
+weak run of at most ``BRIDGE_SECONDS`` between good frames is bridged (a blurred or missed fit: the label stays,
+at interpolated corners); a longer one, or one that runs to the clip's end, is withheld (opacity 0: the source's
+own pixels show), and the artwork fades out over ``FADE_SECONDS`` of good frames before it and back in after the
+track is regained, so it never pops. The composite engine, the label lock after a generative engine and QA's
+intended reference all take the opacity from this one function; the withheld ranges go into the render record.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +41,99 @@ log = logging.getLogger(__name__)
 
 LIGHT_SIDE = 64
 """Height in pixels at which the light on the label is estimated."""
+
+
+BRIDGE_SECONDS = 0.1
+"""A run of weak frames at most this long with good frames on both sides is bridged: the label stays, at corners
+interpolated between them (a blurred or missed fit, not a turn-away)."""
+FADE_SECONDS = 0.2
+"""The artwork fades out over this long (on the good frames before a lost run) and back in after the track is
+regained. A run of shown frames shorter than the fade is withheld too (a label flashing in and out)."""
+
+
+@dataclass(frozen=True)
+class LabelVisibility:
+    """Where the label lock draws the artwork, per frame.
+
+    Attributes:
+        alpha: (n,) float 0..1: the artwork's opacity (1 = drawn, 0 = withheld: the source's pixels show).
+        withheld: inclusive frame ranges (first, last) where the artwork is not drawn (the track is lost).
+        bridged: inclusive frame ranges of weak frames where the label stays at interpolated corners.
+        fade_frames: frames the fade takes at each end of a withheld range.
+    """
+
+    alpha: np.ndarray
+    withheld: tuple[tuple[int, int], ...]
+    bridged: tuple[tuple[int, int], ...]
+    fade_frames: int
+
+    @property
+    def withheld_count(self) -> int:
+        return sum(b - a + 1 for a, b in self.withheld)
+
+    def record(self, fps) -> list[dict]:
+        """The withheld ranges for a render record: frames and times (``MM:SS.ss``, end exclusive)."""
+        from ray32.timecode import format_seconds
+
+        fps = Fraction(fps)
+        return [{"frames": [a, b], "start": format_seconds(Fraction(a) / fps),
+                 "end": format_seconds(Fraction(b + 1) / fps)} for a, b in self.withheld]
+
+    def describe(self, fps) -> str:
+        """'frames 27-79 (00:01.01-00:02.99)' for messages; '' when nothing is withheld."""
+        return ", ".join(f"frames {r['frames'][0]}-{r['frames'][1]} ({r['start']}-{r['end']})"
+                         for r in self.record(fps))
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) of every run of True in a 1-d bool array."""
+    m = np.concatenate([[False], np.asarray(mask, bool), [False]]).astype(np.int8)
+    d = np.diff(m)
+    return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
+
+
+def label_visibility(track_or_valid, fps, *, fade_seconds: float = FADE_SECONDS,
+                     bridge_seconds: float = BRIDGE_SECONDS) -> LabelVisibility:
+    """The artwork's opacity per frame from the label track's confidence (the one home of this decision).
+
+    Args:
+        track_or_valid: a ``ray32.label_track.LabelTrack`` (its ``valid`` flags: enough consistent RANSAC inliers,
+            a large enough share of the reference's features, a sound quad), or those flags as a bool array.
+        fps: the shot's frame rate (the bridge and the fade are times).
+        fade_seconds: the fade's length (0: the artwork is cut, not faded). bridge_seconds: see ``BRIDGE_SECONDS``.
+
+    Returns:
+        ``LabelVisibility``.
+
+    Example:
+        >>> v = label_visibility(np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0], bool), 10)
+        >>> v.withheld, np.round(v.alpha[:8], 2).tolist()
+        (((8, 15),), [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.67, 0.33])
+    """
+    valid = np.asarray(getattr(track_or_valid, "valid", track_or_valid), bool)
+    n = len(valid)
+    fps = float(fps)
+    bridge = int(round(bridge_seconds * fps))
+    fade = int(round(fade_seconds * fps)) if fade_seconds > 0 else 0
+    shown = valid.copy()
+    bridged = []
+    for a, b in _runs(~valid):
+        if a > 0 and b < n - 1 and b - a + 1 <= bridge:  # good frames on both sides, and short
+            shown[a:b + 1] = True
+            bridged.append((a, b))
+    for a, b in _runs(shown):  # too short to fade in and out: a flash, not a label
+        if b - a + 1 < max(2, fade) and not (a == 0 and b == n - 1):
+            shown[a:b + 1] = False
+    withheld = _runs(~shown)
+    alpha = shown.astype(np.float64)
+    if withheld and fade > 0 and shown.any():
+        idx = np.arange(n)
+        gone = np.flatnonzero(~shown)
+        # distance of every frame to the nearest withheld frame
+        pos = np.clip(np.searchsorted(gone, idx), 1, len(gone)) - 1
+        dist = np.minimum(np.abs(idx - gone[pos]), np.abs(idx - gone[np.minimum(pos + 1, len(gone) - 1)]))
+        alpha = np.clip(dist / (fade + 1.0), 0.0, 1.0)
+    return LabelVisibility(alpha=alpha, withheld=tuple(withheld), bridged=tuple(bridged), fade_frames=fade)
 
 
 class LabelArtError(Ray32Error):
@@ -136,15 +239,19 @@ class LabelSwapper:
             self._art_cache[key] = cv2.LUT(small, self.lut)
         return self._art_cache[key]
 
-    def apply(self, frame: np.ndarray, corners: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    def apply(self, frame: np.ndarray, corners: np.ndarray, *, inplace: bool = False,
+              opacity: float = 1.0) -> np.ndarray:
         """Swap the label on one (h, w, 3) uint8 frame whose label has ``corners`` (4, 2).
 
-        Returns a new frame, or ``frame`` itself changed when ``inplace``. Pixels farther than about two pixels
-        from the quad are not touched."""
+        ``opacity`` (``LabelVisibility.alpha`` of the frame) blends the new label over the source's: 0 leaves the
+        frame untouched (the label is withheld where the track is lost).
+
+        Returns a new frame, or ``frame`` itself changed when ``inplace`` (``frame`` itself when nothing is drawn).
+        Pixels farther than about two pixels from the quad are not touched."""
         import cv2
 
         corners = np.asarray(corners, dtype=np.float64)
-        if not np.all(np.isfinite(corners)):
+        if not np.all(np.isfinite(corners)) or opacity <= 0.0:
             return frame
         fh, fw = frame.shape[:2]
         edge = lambda a, b: float(np.linalg.norm(corners[a] - corners[b]))  # noqa: E731
@@ -199,7 +306,7 @@ class LabelSwapper:
                 new = cv2.GaussianBlur(new, (0, 0), extra)
 
         out = frame if inplace else frame.copy()
-        a = alpha[..., None]
+        a = alpha[..., None] * float(min(opacity, 1.0))
         blended = roi.astype(np.float32)
         blended += (new - blended) * a
         touched = alpha > 0
@@ -209,8 +316,10 @@ class LabelSwapper:
 
 
 def apply_label_lock(chunks: Iterable[np.ndarray], track, artwork: np.ndarray, *, first: int = 0,
-                     transfer: str = "bt709", primaries: str = "bt709", geometry=None) -> Iterator[np.ndarray]:
-    """The label lock: composite the exact artwork onto the tracked label of frames from any engine.
+                     transfer: str = "bt709", primaries: str = "bt709", geometry=None,
+                     fps=None, visibility: LabelVisibility | None = None) -> Iterator[np.ndarray]:
+    """The label lock: composite the exact artwork onto the tracked label of frames from any engine; where the
+    track is lost the artwork is withheld (faded out and back in, ``label_visibility``).
 
     Args:
         chunks: (n, h, w, 3) uint8 RGB chunks in frame order.
@@ -220,11 +329,15 @@ def apply_label_lock(chunks: Iterable[np.ndarray], track, artwork: np.ndarray, *
         transfer, primaries: the frames' colour tags.
         geometry: a ``ray32.shot.Geometry`` when the frames are at an engine's working size (corners are mapped
             from source pixels with ``geometry.to_working``); None when they are at source size.
+        fps: the shot's frame rate, for ``label_visibility`` (or give ``visibility``; with neither, the artwork is
+            drawn on every frame).
 
     Yields:
         The chunks with the label replaced (new arrays).
     """
     swapper = LabelSwapper(artwork, transfer=transfer, primaries=primaries)
+    if visibility is None and fps is not None:
+        visibility = label_visibility(track, fps)
     i = first
     weak = []
     for chunk in chunks:
@@ -236,11 +349,14 @@ def apply_label_lock(chunks: Iterable[np.ndarray], track, artwork: np.ndarray, *
             if geometry is not None:
                 # Pixel-edge corners: map the edges, which sit half a pixel off the centres.
                 corners = geometry.to_working(corners + 0.5) - 0.5
-            if not track.valid[i]:
+            opacity = 1.0 if visibility is None else float(visibility.alpha[i])
+            if not track.valid[i] and opacity > 0:
                 weak.append(i)
-            swapper.apply(frame, corners, inplace=True)
+            swapper.apply(frame, corners, inplace=True, opacity=opacity)
             i += 1
         yield out
     if weak:
         log.warning("label lock: %d frames used interpolated corners (tracking was weak there): %s", len(weak),
                     weak[:20])
+    if visibility is not None and visibility.withheld:
+        log.warning("label lock: the label is withheld where the track is lost: %s", visibility.describe(fps or 1))

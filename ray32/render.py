@@ -40,6 +40,8 @@ class RenderResult:
         timings: ``{"prepare_s", "render_s"}`` (render includes export), seconds.
         deliveries: ``{target: delivery record}`` (``ray32.deliver.close_targets``; with ``qa`` when a
             ``check_deliveries`` callback ran). delivery_plans: ``{target: DeliveryPlan}``.
+        label_withheld: the frame ranges where the label swap/lock withheld the artwork because the label track
+            is lost (``ray32.label_lock.LabelVisibility.record``: ``{"frames": [first, last], "start", "end"}``).
     """
 
     paths: dict[str, Path]
@@ -52,6 +54,7 @@ class RenderResult:
     timings: dict = field(default_factory=dict)
     deliveries: dict = field(default_factory=dict)
     delivery_plans: dict = field(default_factory=dict)
+    label_withheld: list = field(default_factory=list)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -152,13 +155,17 @@ def render_to_files(source, request, *, out_dir: str | os.PathLike, engine="comp
                           timings={"prepare_s": round(t1 - t0, 3), "render_s": round(t2 - t1, 3),
                                    "deliver_checks_s": round(t3 - t2, 3)},
                           deliveries=deliveries, delivery_plans=plans)
+    vis = engine.label_visibility(prepared, request)
+    if vis is not None:
+        result.label_withheld = vis.record(shot.fps)
     if write_request:
         record = out_dir / f"{stem}.request.json"
         tmp = record.with_name(f".{record.name}.partial")
         tmp.write_text(json.dumps({"source": str(shot.info.path), "engine": engine.name,
                                    "engine_version": engine.version, "request": json.loads(request.to_json()),
                                    "outputs": {k: str(v) for k, v in paths.items()},
-                                   "checksums": result.checksums, "deliveries": deliveries}, indent=2,
+                                   "checksums": result.checksums, "deliveries": deliveries,
+                                   "label_withheld": result.label_withheld}, indent=2,
                                   default=str))
         os.replace(tmp, record)
     return result

@@ -243,5 +243,8 @@ def cmd_render(args: argparse.Namespace) -> int:
                                  deliver=targets, check_deliveries=delivery_checker())
     for fmt, path in result.paths.items():
         print(f"{fmt:8s} {path}")
+    if result.label_withheld:
+        print("label withheld where the track is lost: " + ", ".join(
+            f"frames {r['frames'][0]}-{r['frames'][1]} ({r['start']}-{r['end']})" for r in result.label_withheld))
     print_deliveries(result.deliveries)
     return 0

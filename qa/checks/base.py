@@ -213,6 +213,8 @@ class Clip:
         grade_invariant: the variant is judged on grade-invariant measures against the source (a generative
             engine's: ``qa.facts.judging``); whole-frame checks then measure their grade-invariant metrics, and
             ``Batch`` flows and steps are made on normalised luminance.
+        label_visibility: where the label lock intends the artwork (``ray32.label_lock.LabelVisibility`` of the
+            source's track: ``alpha`` per frame, ``withheld`` ranges where the track is lost), or None.
     """
 
     facts: Any
@@ -237,6 +239,7 @@ class Clip:
     make_reference: Callable[[int, np.ndarray, np.ndarray | None], np.ndarray] | None = None
     sample_index: tuple[int, ...] = ()
     grade_invariant: bool = False
+    label_visibility: Any = None
 
 
 @dataclass(frozen=True)

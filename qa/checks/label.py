@@ -21,7 +21,9 @@ matches an earlier reading of the artwork needs no second read.) The two texts a
 and digits, case-folded): OCR's own confusions (0/O, l/1) happen
 on both and cancel, while a real "0,5 l" -> "0,51" is a failure. The artwork's own reading is compared with
 the market's expected text leniently (``fold_confusables``): a market given the wrong artwork fails too. Frames where the track is weak or occluded
-(no quad, or the tracker's confidence below ``MIN_TRACK_SCORE``) are *not judged*: counted and shown.
+(no quad, or the tracker's confidence below ``MIN_TRACK_SCORE``) are *not judged*: counted and shown; where the
+label lock withholds the label there, ``qa.checks.label_lost`` checks that it is not drawn. On the frames where the
+label fades out or in around a lost track (``Clip.label_visibility``) the colour figures are left out.
 """
 
 from __future__ import annotations
@@ -187,6 +189,9 @@ def measure(batch: Batch) -> pd.DataFrame:
         go, gr = gray(out_rect), gray(ref_rect)
         drift, _, offset = locate(gray(rectify(batch.out_full[k], expand(quad, SEARCH_MARGIN), big)), gr, quad)
         hue, de = label_colour(out_rect, ref_rect)
+        opacity = 1.0 if clip.label_visibility is None else float(clip.label_visibility.alpha[i])
+        if opacity < 1.0:  # fading out/in around a lost track: a mix of the source's label and the artwork, whose
+            hue, de = np.nan, np.nan  # little colour the codec's chroma loss turns; the colour is judged in full
         row = {"label_judged": True, "track_score": np.nan if score is None else float(score),
                "label_similarity": ncc(_blur(go), _blur(gr)), "label_local_diff": local_difference(_align(go, *offset), gr),
                "drift_px": drift,

@@ -56,8 +56,9 @@ class EngineInfo:
 
 
 ENGINES: dict[str, EngineInfo] = {
-    "composite": EngineInfo("ray32.engines.composite:CompositeEngine", "1.0"),
-    "wan-vace": EngineInfo("ray32.engines.wan_vace:WanVaceEngine", "2", gpu=True, weights=True,
+    # composite 1.1, wan-vace 3: the label swap/lock withholds the label where its track is lost
+    "composite": EngineInfo("ray32.engines.composite:CompositeEngine", "1.1"),
+    "wan-vace": EngineInfo("ray32.engines.wan_vace:WanVaceEngine", "3", gpu=True, weights=True,
                            check="ray32.engines.wan_vace:check_model", generative=True),
 }
 """Engine name -> ``EngineInfo``. Modules are imported only when listed or asked for."""

@@ -260,6 +260,15 @@ class Engine(ABC):
             settings["label"] = {"corners": request.label_swap.corners, "frame": frame}
         return settings
 
+    def label_visibility(self, prepared: Prepared, request):
+        """Where this variant's label swap/lock draws the artwork: a ``ray32.label_lock.LabelVisibility`` (its
+        ``withheld`` frame ranges go into the render record), or None without a label swap or track."""
+        if getattr(request, "label_swap", None) is None or prepared.label_track is None:
+            return None
+        from ray32.label_lock import label_visibility
+
+        return label_visibility(prepared.label_track, prepared.shot.fps)
+
     @abstractmethod
     def output_size(self, prepared: Prepared, request) -> tuple[int, int]:
         """(width, height) of the frames ``render`` yields for this request."""

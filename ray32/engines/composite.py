@@ -2,7 +2,8 @@
 
 It works on the source's own frames, streamed in chunks, in this order per frame:
 
-1. label swap (``ray32.label_lock.LabelSwapper``) onto the label tracked in ``prepare``;
+1. label swap (``ray32.label_lock.LabelSwapper``) onto the label tracked in ``prepare``, withheld (faded out,
+   the source's pixels shown) where the track is lost (``ray32.label_lock.label_visibility``);
 2. relight by grade in linear light through OpenColorIO (``ray32.grade.Grader``), keyframes interpolated;
 3. subject-tracked reframe crop (``ray32.reframe.plan_crop``) following the face boxes from ``prepare``.
 
@@ -64,11 +65,13 @@ class CompositeEngine(Engine):
                     track.ref_corners, np.asarray(request.label_swap.corners, dtype=np.float64), atol=1e-3):
                 raise EngineError("the label swap's corners/frame differ from what the shot was prepared with; "
                                   "prepare it with engine.prepare_settings(request, shot)")
-            weak = np.flatnonzero(~track.valid)
-            if len(weak):
-                log.warning("label swap: %d frame(s) where the label track is weak or occluded use corners "
-                            "interpolated from their neighbours (frames %s); check them", len(weak),
-                            ", ".join(map(str, weak[:20])) + (" ..." if len(weak) > 20 else ""))
+            vis = self.label_visibility(prepared, request)
+            if vis.bridged:
+                log.warning("label swap: short weak stretches of the label track are bridged with interpolated "
+                            "corners (frames %s); check them", ", ".join(f"{a}-{b}" for a, b in vis.bridged))
+            if vis.withheld:
+                log.warning("label swap: the label track is lost (the product turned away or is hidden): the "
+                            "label is withheld there and faded out and in around it: %s", vis.describe(shot.fps))
         request.resolve_grade_keys(shot.fps, shot.frame_count)  # raises on keys outside the shot
         ignored = self.ignored_controls(request)
         if ignored:
@@ -100,6 +103,7 @@ class CompositeEngine(Engine):
         n = shot.frame_count
         # 2. Build the steps the request asks for.
         swapper = self._swapper(shot, request)
+        alpha = self.label_visibility(prepared, request).alpha if swapper is not None else None
         grader = self._grader(shot, request)
         crop = self._crop_plan(prepared, request)
         # 3. Stream.
@@ -112,7 +116,7 @@ class CompositeEngine(Engine):
                     i = chunk.first - shot.first + k
                     f = frames[k]
                     if swapper is not None:
-                        f = swapper.apply(f, prepared.label_track.corners[i], inplace=True)
+                        f = swapper.apply(f, prepared.label_track.corners[i], inplace=True, opacity=alpha[i])
                     if grader is not None:
                         f = grader.apply(i, f)  # in place: the chunk's buffer is ours
                     if crop is not None:

@@ -635,7 +635,8 @@ class WanVaceEngine(Engine):
                 track = dataclasses.replace(track, corners=track.corners + off,
                                             ref_corners=np.asarray(track.ref_corners) + off)
             stream = apply_label_lock(stream, track, artwork, transfer=shot.info.color_transfer,
-                                      primaries=shot.info.color_primaries)
+                                      primaries=shot.info.color_primaries, fps=shot.fps,
+                                      visibility=self.label_visibility(prepared, request))
         try:
             i = 0
             for chunk in stream:
