@@ -5,16 +5,26 @@ chunk by chunk, and builds per chunk what the checks declare they need (``qa.che
 analysis size, the *intended reference* (the source with the market label swapped in and the variant's grade
 applied, made with the same ``ray32`` code the composite engine uses), the mask of the regions whose change is
 intended, consecutive-frame flows and steps, and full-size frames (kept only at the sampled indices). Memory is
-bounded by one chunk plus the samples. Source-side measurements (flows, warp residuals, edges, face
-embeddings) are kept in ``cache``, shared by every variant of one shot.
+bounded by one chunk plus the samples.
+
+Source-side measurements (the source's flows and frame steps, warp residuals, edges, texture, face embeddings)
+do not depend on the variant: they are made once per shot and kept in ``cache`` (shared by the variants QA'd in
+one process) and, given ``source_cache`` (a folder: the campaign run passes the prepared shot's cache folder),
+on disk in ``qa-source-<key>.pkl`` there, so a second variant in another process reuses them. The key
+(``source_cache_key``) covers the shot's content and trim, the analysis parameters, the label's place (the
+region left out of whole-frame checks), ``SOURCE_CACHE_VERSION`` and the code of the modules that compute them.
 ``metrics_table`` makes one row per variant.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import logging
 import os
+import pickle
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +50,13 @@ SAMPLES = 5
 measures dip) and the report shows."""
 LABEL_MARGIN = 0.12
 """The label region left out of whole-frame checks: the quad grown by this share of its size."""
+SOURCE_CACHE_VERSION = 1
+"""Bump when what the source cache holds changes meaning (the code of the modules that fill it is keyed too)."""
+FLOW_CACHE_MB = 512
+"""The source's flows (float16) are written to the disk cache only up to this size (about 40 s at 1080p)."""
+_SOURCE_MODULES = ("qa.metrics", "qa.checks.motion", "qa.checks.temporal", "qa.checks.structure",
+                   "qa.checks.identity")
+"""The modules whose code computes source-side measurements: a change to any of them makes a new cache key."""
 
 
 @dataclass
@@ -183,6 +200,105 @@ def fill_track(track: dict[int, np.ndarray] | None, count: int) -> dict[int, np.
     return {i: flat[i].reshape(4, 2) for i in range(count)}
 
 
+_CONTENT_KEYS: dict = {}
+
+
+def shot_key(path: str | os.PathLike, first: int = 0, stop: int | None = None) -> str:
+    """The source's identity for the source cache: its content hash and trim (the hash is remembered per
+    path, size and modification time, so a process hashes a file once)."""
+    from ray32.shot import content_hash
+
+    st = os.stat(path)
+    memo = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if memo not in _CONTENT_KEYS:
+        _CONTENT_KEYS[memo] = content_hash(path)
+    return f"{_CONTENT_KEYS[memo]}:{first}:{stop}"
+
+
+def _code_hash() -> str:
+    import importlib
+
+    h = hashlib.sha256()
+    for name in _SOURCE_MODULES:
+        h.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def source_cache_key(shot: str, *, count: int, place: dict[int, np.ndarray] | None, analysis_side: int,
+                     chunk_frames: int) -> str:
+    """The key of a shot's source-side measurements: the shot (``shot_key``), the analysis parameters, the label's
+    place on every frame (it decides the region whole-frame checks leave out), the cache version and the code
+    that computes them."""
+    h = hashlib.sha256(json.dumps({"version": SOURCE_CACHE_VERSION, "shot": shot, "count": count,
+                                   "analysis_side": analysis_side, "chunk_frames": chunk_frames,
+                                   "label_margin": LABEL_MARGIN, "code": _code_hash()}, sort_keys=True).encode())
+    if place is not None:
+        h.update(np.stack([np.asarray(place[i], np.float64) for i in range(count)]).round(4).tobytes())
+    return h.hexdigest()[:32]
+
+
+def source_cache_path(folder: str | os.PathLike, key: str) -> Path:
+    """Where the source cache with ``key`` lives in ``folder``."""
+    return Path(folder) / f"qa-source-{key}.pkl"
+
+
+class _Bits:
+    """A bool array stored as bits (edge and texture maps are 8x smaller on disk)."""
+
+    def __init__(self, a: np.ndarray):
+        self.shape, self.bits = a.shape, np.packbits(a, axis=None)
+
+    def unpack(self) -> np.ndarray:
+        return np.unpackbits(self.bits, count=int(np.prod(self.shape))).reshape(self.shape).astype(bool)
+
+
+def _pack(v):
+    if isinstance(v, np.ndarray) and v.dtype == bool:
+        return _Bits(v)
+    if isinstance(v, tuple):
+        return tuple(_pack(x) for x in v)
+    return v
+
+
+def _unpack(v):
+    if isinstance(v, _Bits):
+        return v.unpack()
+    if isinstance(v, tuple):
+        return tuple(_unpack(x) for x in v)
+    return v
+
+
+def _load_source_cache(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)
+        return {k: _unpack(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    except FileNotFoundError:
+        return {}
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError) as ex:
+        log.warning("QA source cache %s is unreadable (%s); measuring the source again", path, ex)
+        return {}
+
+
+def _save_source_cache(path: Path, data: dict) -> None:
+    """Write ``data`` atomically; the source's flows only while they fit in FLOW_CACHE_MB."""
+    flows = sum(v[0].nbytes for k, v in data.items() if isinstance(k, tuple) and k[0] == "src_pairs")
+    if flows > FLOW_CACHE_MB * 2**20:
+        data = {k: v for k, v in data.items() if not (isinstance(k, tuple) and k[0] == "src_pairs")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump({k: _pack(v) for k, v in data.items()}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError as ex:  # a read-only or full cache folder costs time, never the QA
+        log.warning("QA source cache %s not written: %s", path, ex)
+        try:
+            os.unlink(tmp)
+        except (OSError, UnboundLocalError):
+            pass
+
+
 def _keep_mask(size: tuple[int, int], quad: np.ndarray | None, scale: float) -> np.ndarray:
     import cv2
 
@@ -204,7 +320,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                    guides: dict[int, np.ndarray] | None = None, samples: int = SAMPLES,
                    analysis_side: int = ANALYSIS_SIDE, chunk_frames: int = 16, cache: dict | None = None,
                    transfer: str = "bt709", primaries: str = "bt709", hdr: tuple[float, float] | None = None,
-                   checks=CHECKS, progress: Callable[[int, int], None] | None = None) -> VariantQA:
+                   checks=CHECKS, progress: Callable[[int, int], None] | None = None,
+                   source_cache: str | os.PathLike | None = None, source_key: str | None = None) -> VariantQA:
     """Run every check on a source/output pair given as streams of frames.
 
     Args:
@@ -220,7 +337,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         samples: how many evenly spread frames OCR always reads (it also reads every dip of the per-frame label
             measures).
         analysis_side: longest side of the frames for flow, flicker, structure and exposure.
-        cache: a dict kept by the caller between variants of the same source (source-side measurements).
+        cache: a dict kept by the caller between variants (source-side measurements, under their key).
+        source_cache: a folder for the source-side measurements on disk (``qa-source-<key>.pkl``), or None.
+        source_key: the source's identity (``shot_key``); without it nothing is written to or read from disk.
         transfer, primaries: the source's colour tags (for the reference's swap and grade).
         hdr: (MaxCLL, MaxFALL) of an HDR output, measured by the caller.
         checks: the checks to run (default: all of ``qa.registry.CHECKS``).
@@ -232,12 +351,19 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     cache = {} if cache is None else cache
     guides = guides or {}
     n = min(source_count, output_count)
+    place = fill_track(label_track, source_count) if facts.label is not None else None
+    key = source_cache_key(source_key or "the caller's source", count=source_count, place=place,
+                           analysis_side=analysis_side, chunk_frames=chunk_frames)
+    disk = source_cache_path(source_cache, key) if source_cache is not None and source_key is not None else None
+    cache = cache.setdefault(("qa-source", key), {})
+    if not cache and disk is not None:
+        cache.update(_load_source_cache(disk))
+    known = len(cache) + len(cache.get("src_faces", {}))
     reference = Reference(facts, artwork, fps, source_count, transfer, primaries)
     clip = Clip(facts=facts, fps=Fraction(fps), output_fps=Fraction(output_fps or fps), source_count=source_count,
                 output_count=output_count, label_track=label_track, label_score=label_score, artwork=artwork,
                 identity_reference=identity_reference, guides=guides, reference_kind=reference.kind,
                 grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference)
-    place = fill_track(label_track, source_count) if facts.label is not None else None
     show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
     clip.sample_index = tuple(sample_indices(source_count, samples))
     extra = set()
@@ -288,10 +414,10 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             if pairs:
                 src_seq, out_seq, ref_seq, keep_seq = (batch.seq(w) for w in ("src", "out", "ref", "keep"))
                 batch.pair_first = int(first) if prev is not None else int(first) + 1
-                key = ("src_pairs", batch.pair_first, len(src_seq), size)
-                if key not in cache:
-                    cache[key] = (dis_flows(src_seq), steps(src_seq, keep_seq))
-                batch.src_flows, batch.src_steps = cache[key]
+                pk = ("src_pairs", batch.pair_first, len(src_seq), size)
+                if pk not in cache:  # float16: what the disk cache keeps, so cold and warm measure the same
+                    cache[pk] = (dis_flows(src_seq).astype(np.float16), steps(src_seq, keep_seq))
+                batch.src_flows, batch.src_steps = cache[pk][0].astype(np.float32), cache[pk][1]
                 batch.out_flows = dis_flows(out_seq)
                 batch.out_steps = steps(out_seq, keep_seq)
                 batch.ref_steps = batch.src_steps if batch.ref_is_src else steps(ref_seq, keep_seq)
@@ -313,6 +439,10 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 progress(done, n)
     finally:
         reference.close()
+    if disk is not None and len(cache) + len(cache.get("src_faces", {})) != known:
+        t0 = time.perf_counter()
+        _save_source_cache(disk, cache)
+        timings["source cache write"] = time.perf_counter() - t0
     clip.samples = kept
     summary: dict[str, float] = {}
     per_frame = []
@@ -439,6 +569,7 @@ def track_dict(track) -> tuple[dict, dict | None]:
 
 def measure(source, output, facts: Facts, *, label_track=None, samples: int = SAMPLES,
             analysis_side: int = ANALYSIS_SIDE, cache: dict | None = None,
+            source_cache: str | os.PathLike | None = None,
             progress: Callable[[int, int], None] | None = None) -> VariantQA:
     """Probe and decode a source and an output clip and run every check: the one measuring path of
     ``ray32 qa`` and of the campaign run.
@@ -450,7 +581,9 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
         label_track: the source's label track when the caller has it (``Prepared.label_track``: a
             ``ray32.label_track.LabelTrack``, or frame -> (4, 2) quads); otherwise it comes from the facts.
         samples, analysis_side: see ``measure_frames``.
-        cache: shared between variants of one source (source-side measurements; ``measure_frames``).
+        cache: a dict shared between variants QA'd in this process (source-side measurements, keyed by shot).
+        source_cache: a folder where the source-side measurements are kept on disk between processes (the
+            campaign run passes the prepared shot's cache folder), or None.
         progress: ``progress(done, total)`` in frames.
 
     Returns:
@@ -500,12 +633,13 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
             c, f = hdr_light_levels(chunk.frames)
             cll, fall = max(cll, c), max(fall, f)
         hdr = (cll, fall)
+    skey = shot_key(src.path, src.first, src.stop) if src is not None else shot_key(source, 0, count)
     return measure_frames(read_chunks(src if src is not None else src_info), read_chunks(out_info), facts,
                           fps=fps, source_count=count, output_count=out_info.frame_count, output_fps=out_info.fps,
                           label_track=track, label_score=score, artwork=artwork, identity_reference=reference,
                           guides=guides, samples=samples, analysis_side=analysis_side, cache=cache,
                           transfer=src_info.color_transfer, primaries=src_info.color_primaries, hdr=hdr,
-                          progress=progress)
+                          progress=progress, source_cache=source_cache, source_key=skey)
 
 
 measure_clips = measure
