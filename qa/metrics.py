@@ -19,7 +19,6 @@ region left out of whole-frame checks), ``SOURCE_CACHE_VERSION`` and the code of
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -73,7 +72,8 @@ class VariantQA:
         keyframes: the keyframe frame indices.
         notes: things the checks could not do or did not judge, in words.
         judged_against: what the output was compared with, per check ("label" -> "...").
-        timings: seconds spent per check (and "decode+reference" for decoding and making the reference).
+        timings: seconds spent per check, "decode+reference" (decoding, resizing, the reference, the masks),
+            "flows+steps" (optical flow and frame steps) and "source cache write".
     """
 
     variant: str
@@ -99,15 +99,15 @@ def sample_indices(frame_count: int, count: int = SAMPLES, extra: Iterable[int] 
 
 def jpeg(frame: np.ndarray, width: int = 400, quality: int = 82) -> bytes:
     """A small JPEG of an RGB frame for the report."""
-    from PIL import Image
+    import cv2
 
     h, w = frame.shape[:2]
-    img = Image.fromarray(frame)
     if w > width:
-        img = img.resize((width, max(1, round(h * width / w))), Image.BILINEAR)
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
+        frame = cv2.resize(frame, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise QaError("a report thumbnail could not be encoded as JPEG")
+    return buf.tobytes()
 
 
 def _frames_of(chunks: Iterable) -> Iterator[tuple[int, np.ndarray]]:
@@ -376,7 +376,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     tables: dict[str, list[pd.DataFrame]] = {c.name: [] for c in checks}
     states = {c.name: clip.state.setdefault(c.name, {}) for c in checks}
     kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    worst: dict[str, tuple[float, int, tuple[bytes, ...]]] = {}  # metric -> (badness, frame, JPEGs)
+    worst: dict[str, tuple[float, int, tuple[np.ndarray, ...]]] = {}  # metric -> (badness, frame, frames)
     prev = None
     done = 0
     size = scale = None
@@ -411,6 +411,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                     kept[int(i)] = (src_full[k].copy(), out_full[k].copy(), ref[k].copy())
             batch = Batch(first=int(first), index=idx, src=src, out=out, ref=ref, keep=keep, src_full=src_full,
                           out_full=out_full, prev=prev, clip=clip, state={}, ref_is_src=not reference.intended)
+            now = time.perf_counter()
+            timings["decode+reference"] = timings.get("decode+reference", 0.0) + now - clock
+            clock = now
             if pairs:
                 src_seq, out_seq, ref_seq, keep_seq = (batch.seq(w) for w in ("src", "out", "ref", "keep"))
                 batch.pair_first = int(first) if prev is not None else int(first) + 1
@@ -422,7 +425,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 batch.out_steps = steps(out_seq, keep_seq)
                 batch.ref_steps = batch.src_steps if batch.ref_is_src else steps(ref_seq, keep_seq)
             now = time.perf_counter()
-            timings["decode+reference"] = timings.get("decode+reference", 0.0) + now - clock
+            timings["flows+steps"] = timings.get("flows+steps", 0.0) + now - clock
+            clock = now
             for c in streamed:
                 if "pairs" in c.needs and (batch.src_flows is None or len(batch.src_flows) == 0):
                     continue
@@ -465,8 +469,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     for i in sorted(kept):
         s, o, r = kept[i]
         thumbs[i] = (jpeg(s), jpeg(o), jpeg(r)) if reference.intended else (jpeg(s), jpeg(o))
-    for _, i, jp in worst.values():
-        thumbs.setdefault(i, jp)
+    for _, i, fr in worst.values():
+        if i not in thumbs:
+            thumbs[i] = tuple(jpeg(f) for f in fr)
     judged_against["reference"] = reference.kind
     return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=frames, fps=Fraction(fps),
                      frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=clip.notes,
@@ -474,8 +479,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
 
 
 def _keep_worst(worst: dict, check, table: pd.DataFrame, batch: Batch, quads: list, reference) -> None:
-    """Remember, as JPEGs, the worst frame so far of each of ``check``'s metrics that has a worst column, so the
-    report can show source, output and reference of a failure side by side (bounded memory)."""
+    """Remember the worst frame so far (at the analysis size) of each of ``check``'s metrics that has a worst
+    column, so the report can show source, output and reference of a failure side by side (bounded memory: one
+    frame triple per metric)."""
     pos = {int(i): k for k, i in enumerate(batch.index)}
     for m in check.metrics:
         if m.worst is None or m.worst not in table:
@@ -488,11 +494,9 @@ def _keep_worst(worst: dict, check, table: pd.DataFrame, batch: Batch, quads: li
         bad = -float(col[i]) if m.side == "min" else float(col[i])
         if m.name in worst and worst[m.name][0] >= bad:
             continue
-        k = pos[i]
-        jp = (jpeg(batch.src[k]), jpeg(batch.out[k]))
-        if reference.intended:
-            jp += (jpeg(batch.ref[k]),)
-        worst[m.name] = (bad, i, jp)
+        k = pos[i]  # copies of the analysis-size frames; made into JPEGs once, at the end
+        frames = (batch.src[k].copy(), batch.out[k].copy()) + ((batch.ref[k].copy(),) if reference.intended else ())
+        worst[m.name] = (bad, i, frames)
 
 
 def _image(path: Path, what: str) -> np.ndarray:
