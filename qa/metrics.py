@@ -110,25 +110,46 @@ def jpeg(frame: np.ndarray, width: int = 400, quality: int = 82) -> bytes:
     return buf.tobytes()
 
 
-def _frames_of(chunks: Iterable) -> Iterator[tuple[int, np.ndarray]]:
-    """(index, frame) from ray32.shot Chunks or from plain (n, h, w, 3) arrays (numbered from 0)."""
-    n = 0
-    for c in chunks:
-        arr = c.frames if hasattr(c, "frames") else c
-        for f in arr:
-            yield n, f
-            n += 1
+class _Frames:
+    """Frames from ray32.shot Chunks or plain (n, h, w, 3) arrays, taken ``n`` at a time: a view of the decoder's
+    chunk when it holds them all (no copy), else the pieces joined."""
+
+    def __init__(self, chunks: Iterable):
+        self.chunks = iter(chunks)
+        self.head: np.ndarray | None = None
+        self.pos = 0
+
+    def take(self, n: int) -> np.ndarray | None:
+        parts, need = [], n
+        while need:
+            if self.head is None or self.pos >= len(self.head):
+                c = next(self.chunks, None)
+                if c is None:
+                    break
+                self.head, self.pos = np.asarray(c.frames if hasattr(c, "frames") else c), 0
+                continue
+            part = self.head[self.pos:self.pos + need]
+            self.pos += len(part)
+            need -= len(part)
+            parts.append(part)
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _batches(src: Iterator, out: Iterator, size: int) -> Iterator[list]:
-    batch = []
-    for (i, s), (_, o) in zip(src, out):
-        batch.append((i, s, o))
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _batches(src: Iterable, out: Iterable, size: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(first index, source frames, output frames) of at most ``size`` frames each, in step, until either ends."""
+    s, o = _Frames(src), _Frames(out)
+    first = 0
+    while True:
+        a, b = s.take(size), o.take(size)
+        if a is None or b is None:
+            return
+        m = min(len(a), len(b))
+        yield first, a[:m], b[:m]
+        first += m
+        if m < size:
+            return
 
 
 class Reference:
@@ -383,9 +404,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     try:
-        for raw in _batches(_frames_of(source), _frames_of(output), chunk_frames):
-            first = raw[0][0]
-            s0, o0 = raw[0][1], raw[0][2]
+        for first, src_full, out_raw in _batches(source, output, chunk_frames):
+            s0, o0 = src_full[0], out_raw[0]
             if size is None:
                 size = fit_size(s0.shape[1], s0.shape[0], analysis_side)
                 scale = size[0] / s0.shape[1]
@@ -393,10 +413,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 if s0.shape[:2] != o0.shape[:2]:
                     clip.notes.append(f"output is {o0.shape[1]}x{o0.shape[0]}, source {s0.shape[1]}x{s0.shape[0]}: "
                                       "the output is resized to the source's size for the pixel comparisons")
-            idx = np.array([i for i, _, _ in raw])
-            src_full = np.stack([s for _, s, _ in raw])
-            out_full = np.stack([o if o.shape[:2] == s.shape[:2] else resize(o, (s.shape[1], s.shape[0]))
-                                 for _, s, o in raw])
+            idx = np.arange(first, first + len(src_full))
+            out_full = out_raw if out_raw.shape[1:3] == src_full.shape[1:3] else \
+                np.stack([resize(o, (src_full.shape[2], src_full.shape[1])) for o in out_raw])
             src = np.stack([resize(s, size) for s in src_full])
             out = np.stack([resize(o, size) for o in out_full])
             quads = [None if place is None else place.get(int(i)) for i in idx]
@@ -438,7 +457,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 clock, now = time.perf_counter(), clock
                 timings[c.name] = timings.get(c.name, 0.0) + clock - now
             prev = (src[-1], out[-1], ref[-1], keep[-1])
-            done += len(raw)
+            done += len(idx)
             if progress:
                 progress(done, n)
     finally:

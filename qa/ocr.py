@@ -1,7 +1,7 @@
 """Reading label text: rapidocr (PP-OCR ONNX models that ship in the wheel) on a rectified label image.
 
 The engine is built once per process with DESIGN.md's settings (``Det.limit_type=max``,
-``Det.limit_side_len=960``); nothing is downloaded. Text comparison helpers (normalisation, character error
+``Det.limit_side_len=960``) and one ONNX Runtime thread; nothing is downloaded. Text comparison helpers (normalisation, character error
 rate) live here too so that every check compares text the same way.
 """
 
@@ -18,6 +18,9 @@ OCR_PARAMS = {
     "Det.limit_type": "max",
     "Det.limit_side_len": 960,
     "Global.use_cls": False,      # a rectified label is upright: the angle classifier only costs time
+    # One thread: ONNX Runtime's second thread spins while it waits; on two cores it doubled the CPU time of a
+    # read and halved nothing (QA runs beside renders and other QA).
+    "EngineConfig.onnxruntime.intra_op_num_threads": 1,
     "Global.log_level": "error",
 }
 _lock = threading.Lock()

@@ -158,12 +158,16 @@ def label_colour(out_rect: np.ndarray, ref_rect: np.ndarray) -> tuple[float, flo
     return float(abs(np.degrees(np.arctan2(cross, dot)))), de
 
 
+REFERENCE_PAD = 16
+"""Pixels around the quad's bounding box in the crop the reference label is made from: the swap touches at most
+its own few pixels beyond the quad and the grade is per pixel, so the crop gives the full frame's pixels."""
+
+
 def _reference_rects(clip: Clip, i: int, src_full: np.ndarray, quad: np.ndarray, size, big):
-    """The reference label rectified at ``quad`` (size) and at the grown quad (big), made from a crop only."""
+    """The reference label rectified at ``quad`` (size), made from a crop around the quad only."""
     h, w = src_full.shape[:2]
-    area = expand(quad, SEARCH_MARGIN + 0.1)
-    x0, y0 = np.floor(np.clip(area.min(axis=0) - 4, 0, None)).astype(int)
-    x1, y1 = np.ceil(np.minimum(area.max(axis=0) + 4, [w - 1, h - 1])).astype(int)
+    x0, y0 = np.floor(np.clip(quad.min(axis=0) - REFERENCE_PAD, 0, None)).astype(int)
+    x1, y1 = np.ceil(np.minimum(quad.max(axis=0) + REFERENCE_PAD, [w - 1, h - 1])).astype(int)
     crop = np.ascontiguousarray(src_full[y0:y1 + 1, x0:x1 + 1])
     off = np.array([x0, y0], float)
     ref = clip.make_reference(i, crop, quad - off) if clip.make_reference is not None else crop
