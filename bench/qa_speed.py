@@ -96,7 +96,10 @@ def child(argv: list[str]) -> None:
                              stem="variant")
     res["render_s"], res["render_cpu_s"] = round(time.perf_counter() - t0, 3), round(cpu() - c0, 3)
     facts = facts_from_request(data, variant=f"{market}-{preset}")
-    kw = {"source_cache": prepared.cache_dir} if "source_cache" in inspect.signature(measure).parameters else {}
+    params = inspect.signature(measure).parameters  # the same bench ran on the code before this branch
+    kw = {"source_cache": prepared.cache_dir} if "source_cache" in params else {}
+    if "face_boxes" in params:
+        kw["face_boxes"] = prepared.face_boxes
     t0, c0 = time.perf_counter(), cpu()
     qa = measure(prepared.shot, result.paths["draft"], facts, label_track=prepared.label_track, samples=SAMPLES,
                  **kw)

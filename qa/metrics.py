@@ -342,7 +342,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                    analysis_side: int = ANALYSIS_SIDE, chunk_frames: int = 16, cache: dict | None = None,
                    transfer: str = "bt709", primaries: str = "bt709", hdr: tuple[float, float] | None = None,
                    checks=CHECKS, progress: Callable[[int, int], None] | None = None,
-                   source_cache: str | os.PathLike | None = None, source_key: str | None = None) -> VariantQA:
+                   source_cache: str | os.PathLike | None = None, source_key: str | None = None,
+                   face_boxes: np.ndarray | None = None) -> VariantQA:
     """Run every check on a source/output pair given as streams of frames.
 
     Args:
@@ -361,6 +362,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         cache: a dict kept by the caller between variants (source-side measurements, under their key).
         source_cache: a folder for the source-side measurements on disk (``qa-source-<key>.pkl``), or None.
         source_key: the source's identity (``shot_key``); without it nothing is written to or read from disk.
+        face_boxes: the source's face box per frame from the shot's preparation (``Prepared.face_boxes``), or
+            None: the identity check looks for the source's face there first.
         transfer, primaries: the source's colour tags (for the reference's swap and grade).
         hdr: (MaxCLL, MaxFALL) of an HDR output, measured by the caller.
         checks: the checks to run (default: all of ``qa.registry.CHECKS``).
@@ -384,7 +387,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     clip = Clip(facts=facts, fps=Fraction(fps), output_fps=Fraction(output_fps or fps), source_count=source_count,
                 output_count=output_count, label_track=label_track, label_score=label_score, artwork=artwork,
                 identity_reference=identity_reference, guides=guides, reference_kind=reference.kind,
-                grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference)
+                grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference,
+                source_face_boxes=None if face_boxes is None else np.asarray(face_boxes, float))
     show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
     clip.sample_index = tuple(sample_indices(source_count, samples))
     extra = set()
@@ -592,7 +596,7 @@ def track_dict(track) -> tuple[dict, dict | None]:
 
 def measure(source, output, facts: Facts, *, label_track=None, samples: int = SAMPLES,
             analysis_side: int = ANALYSIS_SIDE, cache: dict | None = None,
-            source_cache: str | os.PathLike | None = None,
+            source_cache: str | os.PathLike | None = None, face_boxes: np.ndarray | None = None,
             progress: Callable[[int, int], None] | None = None) -> VariantQA:
     """Probe and decode a source and an output clip and run every check: the one measuring path of
     ``ray32 qa`` and of the campaign run.
@@ -607,6 +611,7 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
         cache: a dict shared between variants QA'd in this process (source-side measurements, keyed by shot).
         source_cache: a folder where the source-side measurements are kept on disk between processes (the
             campaign run passes the prepared shot's cache folder), or None.
+        face_boxes: the source's face boxes from the shot's preparation (``Prepared.face_boxes``), or None.
         progress: ``progress(done, total)`` in frames.
 
     Returns:
@@ -662,7 +667,7 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
                           label_track=track, label_score=score, artwork=artwork, identity_reference=reference,
                           guides=guides, samples=samples, analysis_side=analysis_side, cache=cache,
                           transfer=src_info.color_transfer, primaries=src_info.color_primaries, hdr=hdr,
-                          progress=progress, source_cache=source_cache, source_key=skey)
+                          progress=progress, source_cache=source_cache, source_key=skey, face_boxes=face_boxes)
 
 
 measure_clips = measure

@@ -210,6 +210,8 @@ class Clip:
         make_reference: ``make_reference(frame, image, corners)``: the intended reference of a full-size source
             image or crop of frame ``frame`` (label swapped at ``corners``, in the image's pixels, and graded).
         sample_index: the evenly spread sampled frames (OCR, report pairs).
+        source_face_boxes: (n, 4) ``[x0, y0, x1, y1]`` of the source's face per frame (NaN: none), as the shot's
+            preparation found them, or None: where to look for the source's face first.
     """
 
     facts: Any
@@ -233,6 +235,7 @@ class Clip:
     notes: list[str] = field(default_factory=list)
     make_reference: Callable[[int, np.ndarray, np.ndarray | None], np.ndarray] | None = None
     sample_index: tuple[int, ...] = ()
+    source_face_boxes: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
