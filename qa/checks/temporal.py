@@ -22,6 +22,8 @@ the source's own flicker (``source_luma_flicker``).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 
@@ -35,12 +37,17 @@ BORDER = 8
 """Pixels at the frame's border left out of the warp error (the warp samples outside the frame there)."""
 
 
+@lru_cache(maxsize=4)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return yy, xx
+
+
 def warp_residual(a: np.ndarray, b: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Absolute grey error (h, w) float32 between frame ``b`` and frame ``a`` warped along ``flow`` (a -> b)."""
     import cv2
 
-    h, w = flow.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = _grid(*flow.shape[:2])
     # flow maps a -> b; sample a at (x - flow) to predict b (backward warp with the forward flow: good enough
     # for the smooth flows of real shots, and the same approximation is made for reference and output).
     pred = cv2.remap(gray(a), xx - flow[..., 0], yy - flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)

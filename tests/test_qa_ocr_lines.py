@@ -1,0 +1,42 @@
+"""OCR at known line boxes (``qa.ocr.read_lines``: the recogniser without the detector) reads what a full read
+reads, and still sees a changed letter; the label check reads the output's label that way and falls back to full
+reads where it differs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from qa.checks.label import ocr_frames, read_texts
+from qa.ocr import read_lines, read_text
+from ray32.demo_shot import make_label_art
+
+
+def test_read_lines_at_the_artworks_lines_reads_like_a_full_read():
+    art = make_label_art(("AQUA FRISCH", "500 ml"), size=(320, 176))
+    full = read_text(art)
+    assert full.text == "AQUA FRISCH 500 ml"
+    boxes = [ln.box for ln in full.lines]
+    changed = make_label_art(("AQUA FRISCH", "600 ml"), size=(320, 176))
+    same, other = read_lines([(art, boxes), (changed, boxes)])
+    assert same.text == full.text
+    assert other.text == "AQUA FRISCH 600 ml"
+
+
+def test_label_reads_fall_back_to_full_reads_where_the_output_differs():
+    ref = make_label_art(("AQUA", "0,5 l"), size=(200, 208))[..., 0]
+    bad = make_label_art(("AQYA", "0,5 l"), size=(200, 208))[..., 0]
+    rects = {0: (ref, ref), 5: (bad, ref), 9: (ref, ref)}
+    rows = {r["frame"]: r for r in read_texts([0, 5, 9], rects)}
+    assert rows[0]["text_match"] and rows[9]["text_match"]
+    assert not rows[5]["text_match"] and rows[5]["ocr_text"].startswith("AQYA")
+    assert rows[5]["ref_text"].startswith("AQUA")
+
+
+def test_ocr_reads_samples_the_worst_frame_and_every_dip():
+    diff = pd.Series(np.full(40, 0.2), index=range(40))
+    diff[17] = 0.9   # a one-frame defect between the samples
+    diff[30:33] = 0.5
+    reads = ocr_frames(diff, samples=[0, 10, 20, 30, 39], count=3)
+    assert {0, 39, 17, 31} <= set(reads) or {0, 39, 17, 30} <= set(reads)
+    assert 17 in reads and any(30 <= i <= 32 for i in reads)

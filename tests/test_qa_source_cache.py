@@ -1,0 +1,73 @@
+"""QA's source-side measurements are made once per shot and kept on disk next to the prepared shot: a second
+measure (a new process: a fresh in-memory cache) reads them back and measures the same numbers, and a changed
+shot (another trim, another place for the label) gets an entry of its own."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from footage_util import artwork, facts_for, open_trim, render, request
+from qa.metrics import measure
+
+FRAMES = 12
+
+
+@pytest.fixture(scope="module")
+def variant(tmp_path_factory):
+    root = tmp_path_factory.mktemp("srccache")
+    shot = open_trim(frames=FRAMES)
+    req = request(artwork(root, ("AQUA", "0,5 l"), "right"), "AQUA\n0,5 l")
+    path, prep = render(shot, req, root, "v", cache_dir=root / "prep")
+    return shot, path, prep, facts_for(req, "v"), root
+
+
+def _measure(variant, folder, shot=None, track=None):
+    s, path, prep, facts, _ = variant
+    return measure(shot or s, path, facts, label_track=track or prep.label_track, samples=2, cache={},
+                   source_cache=folder)
+
+
+def test_source_cache_is_written_read_back_and_used(variant):
+    folder = variant[4] / "qa1"
+    first = _measure(variant, folder)
+    files = list(folder.glob("qa-source-*.pkl"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    assert "source cache write" in first.timings
+    again = _measure(variant, folder)  # a fresh in-memory cache: what a second process sees
+    assert "source cache write" not in again.timings  # nothing new to write: everything came from disk
+    assert files[0].stat().st_mtime_ns == stamp
+    assert again.summary.keys() == first.summary.keys()
+    for k, v in first.summary.items():
+        assert (v != v and again.summary[k] != again.summary[k]) or v == again.summary[k], k
+    pd.testing.assert_frame_equal(first.frames.drop(columns=["ocr_text", "ref_text"], errors="ignore"),
+                                  again.frames.drop(columns=["ocr_text", "ref_text"], errors="ignore"))
+    # The numbers really come from the file: a source warp residual planted there is what QA reports.
+    data = pickle.loads(files[0].read_bytes())
+    warp = [k for k in data if isinstance(k, tuple) and k[0] == "src_warp"]
+    assert warp
+    for k in warp:
+        data[k] = 77.0
+    files[0].write_bytes(pickle.dumps(data))
+    planted = _measure(variant, folder)
+    assert planted.summary["source_warp_noise"] == pytest.approx(77.0)
+    assert first.summary["source_warp_noise"] < 20
+
+
+def test_a_changed_shot_gets_a_new_entry(variant):
+    folder = variant[4] / "qa2"
+    base = _measure(variant, folder)
+    assert len(list(folder.glob("qa-source-*.pkl"))) == 1
+    shorter = open_trim(frames=FRAMES - 1)  # another trim of the same file
+    _measure(variant, folder, shot=shorter)
+    assert len(list(folder.glob("qa-source-*.pkl"))) == 2
+    prep = variant[2]
+    moved = {i: np.asarray(q) + 3.0 for i, q in enumerate(prep.label_track.corners)}  # the label elsewhere
+    other = _measure(variant, folder, track=moved)
+    assert len(list(folder.glob("qa-source-*.pkl"))) == 3
+    assert other.summary["source_warp_noise"] != base.summary["source_warp_noise"] or \
+        other.summary["source_edge_noise"] != base.summary["source_edge_noise"]
