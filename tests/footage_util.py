@@ -101,3 +101,22 @@ def quad_mask(shape, quad) -> np.ndarray:
     m = np.zeros(shape[:2], np.uint8)
     cv2.fillConvexPoly(m, np.round(np.asarray(quad)).astype(np.int32), 1)
     return m.astype(bool)
+
+
+def shift_region(frame: np.ndarray, quad, dx: float, dy: float, grow: float = 0.1) -> np.ndarray:
+    """The label's region (its quad grown by ``grow`` of its size on every side) moved by (dx, dy) px inside
+    the frame, as an engine that paints the label in the wrong place would: a misplaced or sliding label."""
+    import cv2
+
+    from qa.checks.label import expand
+
+    if not np.all(np.isfinite(quad)) or (dx == 0 and dy == 0):
+        return frame
+    out = frame.copy()
+    m = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillConvexPoly(m, np.round(expand(quad, grow)).astype(np.int32), 1)
+    shift = np.float32([[1, 0, dx], [0, 1, dy]])
+    moved = cv2.warpAffine(frame, shift, frame.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+    mm = cv2.warpAffine(m, shift, frame.shape[1::-1]) > 0
+    out[mm] = moved[mm]
+    return out

@@ -15,7 +15,7 @@ from qa.facts import Facts, QaError, facts_from_request, load_facts, parse_facts
 from qa.metrics import VariantQA, sample_indices
 from qa.registry import CHECKS, METRICS, metric_names, overrides_from_config
 
-CLEAN = {"label_text_wrong_frames": 0, "label_artwork_text_wrong": 0, "label_local_diff_max": 0.1, "label_similarity_min": 0.98, "label_drift_max_px": 0.7,
+CLEAN = {"label_text_wrong_frames": 0, "label_artwork_text_wrong": 0, "label_local_diff_max": 0.1, "label_similarity_min": 0.98, "label_drift_max_px": 0.7, "label_drift_trend_px": 0.1,
          "label_hue_shift_max_deg": 1.0, "label_delta_e_max": 1.0, "label_flicker_max": 0.5,
          "label_drawn_where_lost_frames": 0,
          "identity_distance_max": 0.1, "identity_distance_trend": 0.01, "face_lost_frames": 0, "flicker_max": 0.2,

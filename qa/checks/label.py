@@ -196,13 +196,14 @@ def measure(batch: Batch) -> pd.DataFrame:
         ref_rect = _reference_rects(clip, i, batch.src_full[k], quad, size, big)
         go, gr = gray(out_rect), gray(ref_rect)
         drift, _, offset = locate(gray(rectify(batch.out_full[k], expand(quad, SEARCH_MARGIN), big)), gr, quad)
+        qw, qh = quad_size(quad)
         hue, de = label_colour(out_rect, ref_rect)
         opacity = 1.0 if clip.label_visibility is None else float(clip.label_visibility.alpha[i])
         if opacity < 1.0:  # fading out/in around a lost track: a mix of the source's label and the artwork, whose
             hue, de = np.nan, np.nan  # little colour the codec's chroma loss turns; the colour is judged in full
         row = {"label_judged": True, "track_score": np.nan if score is None else float(score),
                "label_similarity": ncc(_blur(go), _blur(gr)), "label_local_diff": local_difference(_align(go, *offset), gr),
-               "drift_px": drift,
+               "drift_px": drift, "drift_dx_px": offset[0] * qw / size[0], "drift_dy_px": offset[1] * qh / size[1],
                "label_hue_shift_deg": hue, "label_delta_e": de,
                "label_luma_offset": float(go.astype(np.float32).mean() - gr.astype(np.float32).mean())}
         if clip.artwork is not None:
@@ -238,6 +239,44 @@ def dip_frames(diff: pd.Series, *, bound: float | None = None, limit: int = MAX_
     worst = [min(r, key=lambda j: s[j]) for r in runs]
     worst.sort(key=lambda j: s[j])
     return sorted(int(j) for j in worst[:limit])
+
+
+MIN_TREND_FRAMES = 8
+"""The drift trend needs at least this many judged frames."""
+
+
+def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) of the Theil-Sen line through (x, y): the median of the pairwise slopes, so a few
+    outlying frames (a codec glitch, a misread position) do not tilt it."""
+    i, j = np.triu_indices(len(x), 1)
+    dx = x[j] - x[i]
+    ok = dx != 0
+    slope = float(np.median((y[j] - y[i])[ok] / dx[ok])) if ok.any() else 0.0
+    return slope, float(np.median(y - slope * x))
+
+
+def drift_trend(judged: pd.DataFrame) -> tuple[float, pd.Series]:
+    """How far the label slides over the clip: a robust straight line (``theil_sen``) fitted to the label's
+    signed position error (``drift_dx_px``, ``drift_dy_px``: frame pixels, against the engine's track) over the
+    frame index, and the distance that line travels from the first judged frame to the last. A slow slide
+    (1 px per 10 frames) stays under the per-frame drift bound for a long time but is a straight line; codec
+    noise and sub-pixel jitter are not.
+
+    Returns:
+        (the fitted travel in px, NaN when fewer than ``MIN_TREND_FRAMES`` frames are judged; per frame the
+        fitted offset from the line's start in px, the ``worst`` column of ``label_drift_trend_px``).
+    """
+    nan = float("nan")
+    if "drift_dx_px" not in judged:
+        return nan, pd.Series(dtype=float)
+    t = judged[["drift_dx_px", "drift_dy_px"]].astype(float).dropna()
+    if len(t) < MIN_TREND_FRAMES:
+        return nan, pd.Series(dtype=float)
+    x = t.index.to_numpy(float)
+    sx = theil_sen(x, t["drift_dx_px"].to_numpy())[0]
+    sy = theil_sen(x, t["drift_dy_px"].to_numpy())[0]
+    speed = float(np.hypot(sx, sy))
+    return speed * float(x[-1] - x[0]), pd.Series(speed * (x - x[0]), index=t.index)
 
 
 def read_label(rect_gray: np.ndarray, read: Callable[[np.ndarray], OcrResult] = read_text) -> OcrResult:
@@ -299,7 +338,7 @@ def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResu
            lines: Callable | None = read_lines) -> CheckResult:
     nan = float("nan")
     summary = {"label_text_wrong_frames": nan, "label_text_match_rate": nan, "label_similarity_min": nan,
-               "label_drift_max_px": nan, "label_hue_shift_max_deg": nan, "label_delta_e_max": nan,
+               "label_drift_max_px": nan, "label_drift_trend_px": nan, "label_hue_shift_max_deg": nan, "label_delta_e_max": nan,
                "label_flicker_max": nan, "label_artwork_similarity_min": nan, "label_local_diff_max": nan, "label_frames": 0,
                "label_not_judged_frames": 0, "label_read_frames": 0, "label_artwork_text_wrong": nan}
     if clip.facts.label is None:
@@ -341,6 +380,9 @@ def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResu
         "label_delta_e_max": float(j["label_delta_e"].max()),
         "label_artwork_similarity_min": float(j["artwork_similarity"].min()) if "artwork_similarity" in j else nan,
     })
+    slide, fitted = drift_trend(j)
+    summary["label_drift_trend_px"] = slide
+    table["drift_fit_px"] = fitted.reindex(table.index)
     off = j["label_luma_offset"].astype(float)
     step = off.diff()[pd.Series(j.index, index=j.index).diff() == 1].abs()
     table["label_flicker"] = step.reindex(table.index)
@@ -406,6 +448,10 @@ CHECK = Check(
                        "{limit}): a changed character, digit or mark; compare the output with the reference"),
         Metric("label_drift_max_px", "max", per_mode(3.0, 4.0, 6.0), worst="drift_px", key=True, unit="px",
                explain="label drifted {value:.1f} px from its place on the product{at} ({limit} px)"),
+        Metric("label_drift_trend_px", "max", per_mode(1.2, 1.6, 2.5), worst="drift_fit_px", key=True, unit="px",
+               explain="the label slides slowly off its place on the product: {value:.1f} px along a straight line "
+                       "over the clip, furthest{at} ({limit} px): the label does not stay put, even where each "
+                       "frame's offset alone looks small"),
         Metric("label_hue_shift_max_deg", "max", per_mode(6.0, 8.0, 12.0), worst="label_hue_shift_deg",
                key=True, unit="°",
                explain="the product's label has a colour cast{at}: hue turned {value:.0f}° from the intended "
