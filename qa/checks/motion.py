@@ -5,6 +5,14 @@ that changes contrast does not read as a motion change). Flow is judged only whe
 (``TEXTURE``), and steps are measured on lightly blurred frames with the source's quietest steps (its noise)
 added to both sides of the ratio, so sensor and codec noise on a real clip do not read as motion.
 
+Flow is also judged only where the source's own flow is forward-backward consistent (``consistent``): at an
+occlusion edge (cup.mp4's forearm sweeping 12 px a frame across the flat wall) the source's flow is no measurement,
+and the draft's codec moved the output's by up to 20 px there, so a clean render failed on one frame (golden 1.30 px,
+overcast 1.18, neutral 0.80, neon 0.88 over cup.mp4 frames 0-79; bound 1.12). Calibrated on that clip: 0.51 / 0.50 /
+0.46 / 0.61 with it (bound 1.09), while seeded defects there stay far out: 6 frames shifted by (3, 2) px 2.99, a
+6-frame 3 px ripple 2.64, 3 frozen frames 11.4. Scored on vtest.avi 0-39 (golden, static camera): clean 0.05 px
+(0.11 before), shift 2.42, ripple 1.36, frozen 1.20 against 0.66; all three fail as before.
+
 The flow error bound widens with the source's own flow noise (``source_motion_px``: a hand-held clip's flow is
 less certain than a locked-off render's).
 
