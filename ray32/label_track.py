@@ -32,6 +32,8 @@ MIN_INLIERS = 12
 """A frame's fit needs at least this many RANSAC inliers ..."""
 MIN_SCORE = 0.12
 """... and at least this share of the reference's features found as inliers."""
+MIN_TRACK_SIDE = 60
+"""Pixels the label's short side keeps at the tracking scale (half size only when it stays this long)."""
 SMOOTH_RADIUS = 3
 """Frames on each side in the temporal smoothing window."""
 
@@ -103,8 +105,10 @@ class LabelTracker:
         self.frame_count = frame_count
         short = min(np.linalg.norm(self.ref_corners[1] - self.ref_corners[0]),
                     np.linalg.norm(self.ref_corners[3] - self.ref_corners[0]))
-        # Half resolution (as DESIGN.md measured) unless the label would become too small to hold features.
-        self.scale = scale if scale is not None else (0.5 if short >= 80 else 1.0)
+        # Half resolution (as DESIGN.md measured) unless the label would become too small to hold features: under
+        # MIN_TRACK_SIDE px on its short side at half size, its corners drift by pixels (the demo's 190x104 label:
+        # up to 2.2 px at half size, 0.25 px at full size), so a small label is tracked at full size.
+        self.scale = scale if scale is not None else (0.5 if short >= 2 * MIN_TRACK_SIDE else 1.0)
         self.raw = np.full((frame_count, 4, 2), np.nan)
         self.score = np.zeros(frame_count)
         self.ok = np.zeros(frame_count, dtype=bool)

@@ -1,4 +1,4 @@
-"""The label where the product turns away: tests/data/footage/cup.mp4 frames 0-79 (3 s). From frame 27 the cup
+"""The label where the product turns away: tests/data/footage/cup.mp4 frames 0-79 (3 s). From frame 25 the cup
 turns and tilts, the print leaves the tracker and the label track is lost to the end; frames 55-79 take the
 label's last place off the cup, onto the wall beside it.
 
@@ -24,7 +24,7 @@ from ray32.label_lock import LabelSwapper, apply_label_lock, label_visibility
 
 TEXT = "AQUA\n0,5 l"
 FRAMES = 80
-LOST = (27, 79)
+LOST = (25, 79)
 """Where the cup's label track is lost (measured: the tracker's valid flags), to the end of the trim."""
 
 
@@ -83,8 +83,9 @@ def turn(tmp_path_factory):
 def test_the_track_is_lost_where_the_cup_turns_away(turn):
     vis = turn["vis"]
     assert vis.withheld == (LOST,)                        # one lost stretch, to the end: withheld
-    assert set(vis.bridged) == {(1, 2), (21, 22), (24, 25)}  # 2-frame misses between good fits: bridged
-    assert not turn["track"].valid[LOST[0]:].any()
+    assert vis.bridged == ()  # tracked at full size the print holds before the turn (bridging: the unit tests below)
+    # one lone fit inside the stretch (frame 31), too short to show the label for: withheld with the rest
+    assert (np.flatnonzero(turn["track"].valid[LOST[0]:]) + LOST[0]).tolist() == [31]
 
 
 def test_render_shows_the_source_where_the_track_is_lost(turn):
@@ -112,7 +113,7 @@ def test_label_fades_out_before_the_loss_without_a_pop(turn):
 
 
 def test_render_record_lists_the_withheld_frames(turn):
-    withheld = [{"frames": [27, 79], "start": "00:01.01", "end": "00:02.99"}]
+    withheld = [{"frames": [25, 79], "start": "00:00.93", "end": "00:02.99"}]
     assert turn["result"].label_withheld == withheld
     assert turn["record"]["label_withheld"] == withheld
 
@@ -123,23 +124,25 @@ def test_qa_passes_the_render_that_withholds_the_label(turn):
         assert v.passed, (name, v.reasons)
         assert q.summary["label_withheld_frames"] == LOST[1] - LOST[0] + 1
         assert q.summary["label_drawn_where_lost_frames"] == 0
-        assert q.summary["label_not_judged_frames"] == 59       # 53 lost + 6 bridged: not judged, not failed
-        assert any(n.startswith("label withheld at 00:01.01–00:02.99 (frames 27–79)") for n in q.notes), q.notes
+        assert q.summary["label_not_judged_frames"] == 54       # the weak fits (25-30, 32-79): not judged, not failed
+        assert any(n.startswith("label withheld at 00:00.93–00:02.99 (frames 25–79)") for n in q.notes), q.notes
         # on every withheld frame the artwork matches the output no better than it matches the source there
         fr = q.frames.dropna(subset=["lost_label_excess"])
-        assert len(fr) == 53 and fr["lost_label_excess"].max() < 0.05
+        assert len(fr) == LOST[1] - LOST[0] + 1 and fr["lost_label_excess"].max() < 0.05
 
 
 def test_qa_fails_the_label_floating_where_the_cup_turned_away(turn):
     q, v = turn["qa"]["old"], turn["verdicts"]["old"]
     assert not v.passed
-    assert q.summary["label_drawn_where_lost_frames"] == 53
+    assert q.summary["label_drawn_where_lost_frames"] == LOST[1] - LOST[0] + 1
     assert "label_drawn_where_lost_frames" in v.failed
     reason = next(r for r in v.reasons if r.startswith("the label is drawn"))
-    assert "the label is drawn at 00:01.01–00:02.99 (frames 27–79) where the product has turned away" in reason
+    assert "the label is drawn at 00:00.93–00:02.99 (frames 25–79) where the product has turned away" in reason
     assert "the source shows no label there" in reason
-    # the good frames are the label check's, and they are fine there: the label checks pass it
-    assert set(v.failed) - {"motion_flow_error_max_px"} == {"label_drawn_where_lost_frames"}, v.reasons
+    # the good frames are the label check's, and they are fine there; the one exception is frame 31 (00:01.16),
+    # a lone fit inside the withheld stretch where the old render pasted the label and the reference withholds it
+    other = [r for r in v.reasons if not r.startswith(("the label is drawn", "motion differs"))]
+    assert other and all("00:01.16" in r for r in other), v.reasons
 
 
 def test_visibility_bridges_fades_and_withholds():

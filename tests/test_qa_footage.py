@@ -61,7 +61,8 @@ def test_clean_graded_swaps_on_a_noisy_real_clip_pass(cup):
         q = results[f"clean-{preset}"]
         assert v[q.variant].passed, (preset, v[q.variant].reasons)
         assert q.summary["label_frames"] + q.summary["label_not_judged_frames"] == CUP_FRAMES  # every frame
-        assert q.summary["label_not_judged_frames"] >= 1                  # the print turns away: shown, not guessed
+        # tracked at full size, the print holds on all 24 frames (where it turns away: tests/test_label_trackloss.py)
+        assert q.summary["label_not_judged_frames"] == 0
         assert "the source through the variant's grade" in q.judged_against["reference"]
     # the neon preset's darkness is intended: no crushed blacks against the graded reference
     assert results["clean-neon"].summary["crushed_excess_max"] < 0.01

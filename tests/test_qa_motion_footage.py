@@ -1,5 +1,5 @@
 """The motion check on real footage: tests/data/footage/cup.mp4 frames 0-79 (hand-held, a hand turning a printed
-cup against a white wall) with the composite engine's label swap (withheld where the track is lost, frames 27-79).
+cup against a white wall) with the composite engine's label swap (withheld where the track is lost, frames 25-79).
 
 * clean renders in the golden and overcast presets pass QA (neutral and neon: tests/test_label_trackloss.py). Before
   the flow was judged only where the source's own flow is forward-backward consistent (``qa.checks.motion.
