@@ -26,9 +26,12 @@ clean draft and its graded source jittered up to 0.39 and its trend reached 0.15
 - the bounds widen with the source's own identity noise, ``source_identity_noise``: the median distance between
   the source's embeddings on neighbouring sampled frames (the same person a quarter second apart, so what varies
   is dlib on this footage: pose, expression, rendering). It comes from the source's face embeddings, which are
-  computed once per shot and kept in the source cache (``src_faces``). A quarter of it is added to the maximum
-  and trend bounds (like flicker's and motion's floors): Megamind.avi's first shot has 0.32 (+0.08), the demo
-  shot's re-drawn photo about 0.02.
+  computed once per shot and kept in the source cache (``src_faces``). A quarter of it is added to the maximum's
+  bound and an eighth to the trend's (like flicker's and motion's floors). Calibrated on the benchmark's
+  calibration clips only (Megamind.avi frames 2-37, about 0.3; the demo shot's face, frames 0-23), clean graded
+  drafts against a gradual 35 % morph toward the other character (bench/qa_defects.py's seeding), golden /
+  overcast / neon: clean maximum 0.23-0.30 (bound 0.4 + 0.08), clean trend -0.04..0.015 (demo 0.04-0.06),
+  morph trend 0.185-0.24 (bound 0.12 + 0.04; a quarter, + 0.08, let two of the three neon morphs through).
 """
 
 from __future__ import annotations
@@ -289,7 +292,7 @@ CHECK = Check(
                floor="source_identity_noise", floor_scale=0.25,
                explain="face is not the source's person{at} (identity distance {value:.2f}, {limit})"),
         Metric("identity_distance_trend", "max", per_mode(0.12, 0.15, 0.2), worst="identity_distance", key=True,
-               floor="source_identity_noise", floor_scale=0.25,
+               floor="source_identity_noise", floor_scale=0.125,
                explain="face drifts away from the source's person over the clip (identity distance rises by "
                        "{value:.2f}, worst{at}; {limit}): a gradual morph"),
         Metric("face_lost_frames", "max", per_mode(0, 1, 2), explain=_lost),
