@@ -40,3 +40,48 @@ def test_ocr_reads_samples_the_worst_frame_and_every_dip():
     reads = ocr_frames(diff, samples=[0, 10, 20, 30, 39], count=3)
     assert {0, 39, 17, 31} <= set(reads) or {0, 39, 17, 30} <= set(reads)
     assert 17 in reads and any(30 <= i <= 32 for i in reads)
+
+
+def _dropping(line_lost_on: np.ndarray, small_only: bool):
+    """rapidocr's full read, except that it loses the label's last line on the image ``line_lost_on`` (at its
+    own size only when ``small_only``): the OCR miss seen on vtest.avi frames 360-383 under the neon preset."""
+    from qa.checks.label import _enlarged
+    from qa.ocr import OcrResult
+
+    lost = [line_lost_on] + ([] if small_only else [_enlarged(line_lost_on)])
+
+    def read(img):
+        r = read_text(img)
+        hit = any(img.shape[:2] == g.shape and np.array_equal(img[..., 0], g) for g in lost)
+        return OcrResult(r.lines[:-1]) if hit and len(r.lines) > 1 else r
+    return read
+
+
+def test_a_line_ocr_misses_is_read_again_larger():
+    ref = make_label_art(("AQUA", "0,5 l"), size=(200, 208))[..., 0]
+    out = ref.copy()
+    out[0, 0] ^= 1  # the same label, another image: the miss happens on this one only
+    rows = {r["frame"]: r for r in read_texts([0, 5], {0: (ref, ref), 5: (out, ref)}, _dropping(out, True))}
+    assert rows[5]["text_match"] is True and not rows[5]["ocr_missed_line"]
+
+
+def test_a_line_still_missed_is_not_wrong_text_where_the_label_matches_frame_by_frame():
+    ref = make_label_art(("AQUA", "0,5 l"), size=(200, 208))[..., 0]
+    out = ref.copy()
+    out[0, 0] ^= 1
+    read = _dropping(out, False)
+    rects = {0: (ref, ref), 5: (out, ref)}
+    rows = {r["frame"]: r for r in read_texts([0, 5], rects, read, label_right={0, 5})}
+    assert rows[5]["text_match"] is None and rows[5]["ocr_missed_line"]
+    assert rows[5]["ocr_text"] == "AQUA"
+    # where the per-frame measures say the label differs, a missing line is wrong text
+    rows = {r["frame"]: r for r in read_texts([0, 5], rects, read, label_right={0})}
+    assert rows[5]["text_match"] is False
+
+
+def test_a_wrong_letter_with_a_line_missed_still_fails():
+    ref = make_label_art(("AQUA", "0,5 l"), size=(200, 208))[..., 0]
+    bad = make_label_art(("AQYA", "0,5 l"), size=(200, 208))[..., 0]
+    rows = {r["frame"]: r for r in read_texts([0, 5], {0: (ref, ref), 5: (bad, ref)}, _dropping(bad, False),
+                                              label_right={0, 5})}
+    assert rows[5]["text_match"] is False and rows[5]["ocr_text"].startswith("AQYA")
