@@ -17,9 +17,10 @@ and made on grey at the analysis size:
 A frame's ``sync_ratio`` is the larger of the two; the bound is 1 (the output frame is closer to a neighbour than to
 its own frame). Calibrated on the calibration clips only (clean golden/overcast/neon drafts; one dropped frame at
 frames 5, 10, 12, 20): clean at most 0.29 (cup.mp4 0-23), 0.26 (demo 0-23), 0.17 (Megamind.avi 2-37); dropped at
-least 42 (every frame after the drop at least 4.5). Checked after on score clips: clean vtest.avi (its six segments) at most 0.024, Megamind.avi's other shots at
-most 0.57 (200-235); dropped vtest.avi 270-660, demo 48-71 (the camera slowing to a stop) 9.6-44. A pair whose reference changes in fewer than ``MIN_PIXELS`` pixels
-(a source frame repeated, a still shot) is not judged: there an output showing either frame is the same picture.
+least 42 (every frame after the drop at least 4.5). Checked after on score clips: clean vtest.avi (its six segments)
+at most 0.024, Megamind.avi's other shots at most 0.57 (200-235); dropped vtest.avi 270-660, demo 48-71 (the camera
+slowing to a stop) 9.6-44. A pair whose reference changes in fewer than ``MIN_PIXELS`` pixels (a source frame
+repeated, a still shot) is not judged: there an output showing either frame is the same picture.
 
 A generative engine's variant (``Clip.grade_invariant``) is not judged here: its frames are a re-render, not the
 reference's pixels, so a neighbour is not closer or farther in a way that means timing; its motion is judged by
