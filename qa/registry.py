@@ -28,7 +28,7 @@ valid key of campaign.yaml's ``qa:`` section and of a facts file's ``overrides``
 
 from __future__ import annotations
 
-from qa.checks import exposure, identity, label, label_lost, motion, structure, temporal, timing
+from qa.checks import exposure, identity, label, label_lost, motion, structure, sync, temporal, timing
 from qa.checks.base import MODES, Check, Metric
 
 CHECKS: tuple[Check, ...] = (
@@ -37,6 +37,7 @@ CHECKS: tuple[Check, ...] = (
     identity.CHECK,
     temporal.CHECK,
     motion.CHECK,
+    sync.CHECK,
     structure.CHECK,
     exposure.CHECK,
     timing.CHECK,

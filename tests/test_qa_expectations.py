@@ -22,7 +22,8 @@ CLEAN = {"label_text_wrong_frames": 0, "label_artwork_text_wrong": 0, "label_loc
          "luma_jump_max": 0.05, "motion_flow_error_max_px": 0.2, "motion_step_ratio_min": 0.95,
          "motion_step_ratio_max": 1.05, "structure_edge_min": 0.95, "colour_shift_max": 0.0,
          "clipped_excess_max": 0.0, "crushed_excess_max": 0.0, "frame_count_delta": 0, "fps_equal": 1,
-         "keyframe_ssim_min": float("nan"), "max_cll_nits": float("nan")}
+         "keyframe_ssim_min": float("nan"), "max_cll_nits": float("nan"),
+         "sync_ratio_max": 0.1}
 CLEAN.update({"structure_orientation_min": 0.99, "luma_flicker_max": 0.1, "gross_clipped_max": 0.0,  # generative
               "gross_crushed_max": 0.0, "exposure_blank_frames": 0, "grade_intent_max": 2.0})
 
