@@ -162,7 +162,9 @@ def render_to_files(source, request, *, out_dir: str | os.PathLike, engine="comp
         record = out_dir / f"{stem}.request.json"
         tmp = record.with_name(f".{record.name}.partial")
         tmp.write_text(json.dumps({"source": str(shot.info.path), "engine": engine.name,
-                                   "engine_version": engine.version, "request": json.loads(request.to_json()),
+                                   "engine_version": engine.version,
+                                   "trim": {"start": f"{shot.first}f", "end": f"{shot.stop}f"},
+                                   "request": json.loads(request.to_json()),
                                    "outputs": {k: str(v) for k, v in paths.items()},
                                    "checksums": result.checksums, "deliveries": deliveries,
                                    "label_withheld": result.label_withheld}, indent=2,

@@ -139,3 +139,25 @@ def test_report_in_chromium(report, tmp_path):
     import numpy as np
 
     assert len(np.unique(np.asarray(img.convert("L").resize((64, 100))))) > 20   # a real page, not a blank one
+
+
+def test_ray32_qa_checks_a_trimmed_render_against_the_same_part_of_the_source(tmp_path, capsys):
+    # `ray32 render --start 4f --end 20f` renders 16 of cup.mp4's 217 frames; its record keeps the trim, so
+    # `ray32 qa` on the output compares it with those frames of the source, not with the whole clip (which failed
+    # it: "output has 16 frames, the source 217: frames were dropped (201)")
+    from footage_util import CUP_LABEL, artwork
+
+    cup = Path(__file__).parent / "data" / "footage" / "cup.mp4"
+    art = artwork(tmp_path, ("AQUA", "0,5 l"), "right")
+    corners = ",".join(f"{v:g}" for xy in CUP_LABEL for v in xy)
+    assert main(["render", str(cup), "--label-art", str(art), "--label-text", "AQUA 0,5 l", "--label-corners",
+                 f"{corners}@0", "--grade", "temperature=3800", "--start", "4f", "--end", "20f",
+                 "--out-dir", str(tmp_path / "out"), "--stem", "cup"]) == 0
+    record = json.loads((tmp_path / "out" / "cup.request.json").read_text())
+    assert record["trim"] == {"start": "4f", "end": "20f"}
+    capsys.readouterr()
+    rc = main(["qa", str(cup), str(tmp_path / "out" / "cup_draft.mp4"), "--out", str(tmp_path / "r"),
+               "--samples", "2"])
+    out = capsys.readouterr().out
+    assert "source: frames 4-19 of cup.mp4" in out
+    assert rc == 0 and "cup: QA pass" in out, out

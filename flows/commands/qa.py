@@ -26,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--facts", type=Path, help="facts JSON: expected label text/artwork, mode, engine, keyframes, "
                                               "overrides; or a render record (<stem>.request.json). Default: the "
                                               "render record beside the output that lists it, if any")
+    p.add_argument("--start", help="the source's trim start the output was rendered from (seconds, timecode or "
+                                   "60f; default: the render record's trim, else the first frame)")
+    p.add_argument("--end", help="the trim end, exclusive (default: the render record's trim, else the last frame)")
     p.add_argument("--out", type=Path, default=Path("build/qa"), help="report folder (default: build/qa)")
     p.add_argument("--samples", type=int, default=5,
                    help="evenly spread frames OCR always reads (default 5); OCR also reads every frame where the "
@@ -47,8 +50,19 @@ def cmd_qa(args: argparse.Namespace) -> int:
     facts = load_facts(args.facts or record) if (args.facts or record) else Facts(variant=args.output.stem)
     if args.facts and facts.variant == "variant":
         facts = facts.model_copy(update={"variant": args.output.stem})
+    start, end = args.start, args.end
+    used = args.facts or record
+    if start is None and end is None and used is not None and Path(used).name.endswith(".request.json"):
+        trim = json.loads(Path(used).read_text(encoding="utf-8")).get("trim") or {}
+        start, end = trim.get("start"), trim.get("end")  # the part of the source the variant was rendered from
+    source = args.source
+    if start is not None or end is not None:
+        from ray32.shot import open_shot
+
+        source = open_shot(args.source, start=start, end=end, detect_cuts=False)
+        print(f"source: frames {source.first}-{source.stop - 1} of {args.source.name}")
     with progress_bar("checking", unit="frame") as bar:
-        result = measure(args.source, args.output, facts, samples=args.samples, progress=bar)
+        result = measure(source, args.output, facts, samples=args.samples, progress=bar)
     table = metrics_table([result])
     verdict = verdicts([result], table)[result.variant]
     args.out.mkdir(parents=True, exist_ok=True)
