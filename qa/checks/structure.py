@@ -127,48 +127,45 @@ def orientation_similarity(a, b, keep: np.ndarray | None = None, tiles: tuple[in
     return float(worst)
 
 
-def _measure_invariant(batch: Batch) -> pd.DataFrame:
+def _source_series(batch: Batch, name: str, feature):
+    """(k, the source frame's ``feature``, the previous source frame's or None) for every frame of the batch; the
+    source's features are cached per shot under ``(name, frame, size)``, so every variant reuses them."""
     cache = batch.clip.cache
-    rows = []
+    size = batch.src.shape[1:3]
     prev = None
     if batch.prev is not None:
-        prev = cache.get(("src_orient", int(batch.first) - 1, batch.src.shape[1:3]))
+        prev = cache.get((name, int(batch.first) - 1, size))
         if prev is None:
-            prev = orientation_field(batch.prev[0])
+            prev = feature(batch.prev[0])
     for k, i in enumerate(batch.index):
-        key = ("src_orient", int(i), batch.src.shape[1:3])
-        fs = cache.get(key)
-        if fs is None:
-            fs = cache[key] = orientation_field(batch.src[k])
+        key = (name, int(i), size)
+        cur = cache.get(key)
+        if cur is None:
+            cur = cache[key] = feature(batch.src[k])
+        yield k, cur, prev
+        prev = cur
+
+
+def _measure_invariant(batch: Batch) -> pd.DataFrame:
+    rows = []
+    for k, fs, prev in _source_series(batch, "src_orient", orientation_field):
         keep = batch.keep[k]
         noise = np.nan if prev is None else 1.0 - orientation_similarity(prev, fs, keep)
         rows.append({"orientation_similarity": orientation_similarity(fs, orientation_field(batch.out[k]), keep),
                      "src_orientation_change": noise})
-        prev = fs
     return frame_table(rows, [int(i) for i in batch.index])
 
 
 def measure(batch: Batch) -> pd.DataFrame:
     if batch.clip.grade_invariant:
         return _measure_invariant(batch)
-    cache = batch.clip.cache
     rows = []
-    prev_edges = None
-    if batch.prev is not None:
-        prev_edges = cache.get(("src_edges", int(batch.first) - 1, batch.src.shape[1:3]))
-        if prev_edges is None:
-            prev_edges = edge_map(batch.prev[0])
-    for k, i in enumerate(batch.index):
-        key = ("src_edges", int(i), batch.src.shape[1:3])
-        es = cache.get(key)
-        if es is None:
-            es = cache[key] = edge_map(batch.src[k])
+    for k, es, prev_edges in _source_series(batch, "src_edges", edge_map):
         er = es if batch.ref_is_src else edge_map(batch.ref[k])
         keep = batch.keep[k]
         noise = np.nan if prev_edges is None else 1.0 - edge_similarity(prev_edges, es, keep=keep)
         rows.append({"edge_similarity": edge_similarity(er, edge_map(batch.out[k]), keep=keep),
                      "src_edge_change": noise})
-        prev_edges = es
     return frame_table(rows, [int(i) for i in batch.index])
 
 
