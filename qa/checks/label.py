@@ -22,7 +22,9 @@ recognised at the lines found there, all in one call (``read_lines``); a frame t
 artwork is read again in full, output and reference alike, so a failure is judged on full readings. The two texts
 are compared exactly (letters and digits, case-folded): OCR's own confusions (0/O, l/1) happen
 on both and cancel, while a real "0,5 l" -> "0,51" is a failure. The artwork's own reading is compared with
-the market's expected text leniently (``fold_confusables``): a market given the wrong artwork fails too. Frames where the track is weak or occluded
+the market's expected text leniently (``fold_confusables``): a market given the wrong artwork fails too; where
+no reading through the rectification matches, the artwork file itself is read at its own size and decides (a
+small or dark label can lose a line to OCR: vtest.avi's window label under the neon preset read 'AQUA'). Frames where the track is weak or occluded
 (no quad, or the tracker's confidence below ``MIN_TRACK_SCORE``) are *not judged*: counted and shown; where the
 label lock withholds the label there, ``qa.checks.label_lost`` checks that it is not drawn. On the frames where the
 label fades out or in around a lost track (``Clip.label_visibility``) the colour figures are left out.
@@ -417,7 +419,15 @@ def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResu
         summary["label_text_match_rate"] = float(tm.mean())
         summary["label_read_frames"] = len(texts_judged)
     if texts:
-        summary["label_artwork_text_wrong"] = int(not any(t["ref_matches_expected"] for t in texts))
+        wrong = not any(t["ref_matches_expected"] for t in texts)
+        if wrong and clip.artwork is not None:
+            # the artwork through the product's rectification may be too small or dark for OCR to read all of it
+            # (vtest.avi's window label under the neon preset: 'AQUA' without its second line); the artwork
+            # file itself, at its own size, says what the market was given
+            own = artwork_text(clip.artwork, read)
+            wrong = fold_confusables(own) != fold_confusables(want)
+            table["artwork_file_text"] = pd.Series(own, index=[texts[0]["frame"]]).reindex(table.index)
+        summary["label_artwork_text_wrong"] = int(wrong)
     j = table[table["label_judged"].astype(bool)]
     summary.update({
         "label_similarity_min": float(j["label_similarity"].min()),
@@ -435,6 +445,19 @@ def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResu
     table["label_flicker"] = step.reindex(table.index)
     summary["label_flicker_max"] = float(step.max()) if len(step) else nan
     return CheckResult("label", table, summary)
+
+
+_artwork_reads: dict[tuple, str] = {}
+
+
+def artwork_text(artwork: np.ndarray, read: Callable[[np.ndarray], OcrResult] = read_text) -> str:
+    """OCR of the market artwork image itself, at its own size (once per artwork and reader in a process)."""
+    import hashlib
+
+    key = (hashlib.sha1(np.ascontiguousarray(artwork).tobytes()).hexdigest(), artwork.shape, id(read))
+    if key not in _artwork_reads:
+        _artwork_reads[key] = read(np.ascontiguousarray(artwork[..., :3])).text
+    return _artwork_reads[key]
 
 
 def _ranges(idx: list[int]) -> str:
@@ -472,7 +495,8 @@ def _wrong_text(f):
 
 def _artwork_text(f):
     fr = f.qa.frames
-    got = fr["ref_text"].dropna() if "ref_text" in fr else pd.Series(dtype=object)
+    own = fr["artwork_file_text"].dropna() if "artwork_file_text" in fr else pd.Series(dtype=object)
+    got = own if len(own) else fr["ref_text"].dropna() if "ref_text" in fr else pd.Series(dtype=object)
     want = f.qa.facts.label.text.replace("\n", " ") if f.qa.facts.label else ""
     i = int(got.index[0]) if len(got) else None
     read = got.iloc[0] if len(got) else ""
