@@ -73,6 +73,9 @@ class VariantQA:
         keyframes: the keyframe frame indices.
         notes: things the checks could not do or did not judge, in words.
         judged_against: what the output was compared with, per check ("label" -> "...").
+        label_reads: frame index -> (output label JPEG, intended label JPEG), both rectified from the label's
+            place the way OCR read them, at up to ``LABEL_READS_SHOWN`` of the frames OCR read (the report's
+            close-ups, beside the texts read).
         timings: seconds spent per check, "decode+reference" (decoding, resizing, the reference, the masks),
             "flows+steps" (optical flow and frame steps) and "source cache write".
     """
@@ -88,6 +91,31 @@ class VariantQA:
     notes: list[str] = field(default_factory=list)
     judged_against: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    label_reads: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
+
+
+LABEL_READS_SHOWN = 6
+"""At most this many label close-ups per variant in the report (spread over the frames OCR read; the failing
+ones first)."""
+
+
+def _label_reads(frames: pd.DataFrame, rects: dict) -> dict[int, tuple[bytes, bytes]]:
+    """Close-ups of the label where OCR read it: wrong readings first, then spread over the others."""
+    if "ocr_text" not in frames or not rects:
+        return {}
+    read = [int(i) for i in frames["ocr_text"].dropna().index if int(i) in rects]
+    wrong = [i for i in read if frames.at[i, "text_match"] is False or frames.at[i, "text_match"] == 0] \
+        if "text_match" in frames else []
+    rest = [i for i in read if i not in wrong]
+    room = max(0, LABEL_READS_SHOWN - len(wrong[:LABEL_READS_SHOWN]))
+    if len(rest) > room:
+        rest = [rest[int(round(k))] for k in np.linspace(0, len(rest) - 1, room)] if room else []
+    shown = sorted(set(wrong[:LABEL_READS_SHOWN]) | set(rest))
+    return {i: (jpeg(_rgb(rects[i][0])), jpeg(_rgb(rects[i][1]))) for i in shown}
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
 
 
 def sample_indices(frame_count: int, count: int = SAMPLES, extra: Iterable[int] = ()) -> list[int]:
@@ -510,7 +538,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     judged_against["reference"] = judge.against(reference.kind)
     return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=frames, fps=Fraction(fps),
                      frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=clip.notes,
-                     judged_against=judged_against, timings={k: round(v, 3) for k, v in timings.items()})
+                     judged_against=judged_against, timings={k: round(v, 3) for k, v in timings.items()},
+                     label_reads=_label_reads(frames, clip.state.get("label", {}).get("rects", {})))
 
 
 def _keep_worst(worst: dict, check, table: pd.DataFrame, batch: Batch, quads: list, reference) -> None:

@@ -131,6 +131,15 @@ def _card(qa, verdict, approval: dict | None, comments: list | None = None,
             item.update(tc=format_timecode(i, fps), time=format_seconds(i / fps))
             item.update(_pair(qa, _nearest(qa, i)))
         failing.append(item)
+    reads = []
+    fr = qa.frames
+    for i, (out, ref) in sorted(getattr(qa, "label_reads", {}).items()):
+        ok = fr.at[i, "text_match"] if "text_match" in fr and i in fr.index else None
+        reads.append({"frame": i, "tc": format_timecode(i, fps), "time": format_seconds(i / fps),
+                      "out": _b64(out), "ref": _b64(ref), "ocr_text": fr.at[i, "ocr_text"],
+                      "ref_text": fr.at[i, "ref_text"] if "ref_text" in fr else "",
+                      "verdict": "not judged (OCR missed a line)" if ok is None or ok != ok
+                      else "reads like the artwork" if bool(ok) else "reads differently"})
     metrics = []
     for m in key_metrics():
         if m not in bounds:  # not one of this variant's measures (a pixel-reference metric of a generative one)
@@ -145,7 +154,7 @@ def _card(qa, verdict, approval: dict | None, comments: list | None = None,
     against = getattr(qa, "judged_against", {}) or {}
     return {"variant": qa.variant, "variant_id": qa.facts.variant_id, "market": qa.facts.market,
             "mode": qa.facts.mode, "label": qa.facts.label.text if qa.facts.label else None,
-            "verdict": verdict.state, "reasons": verdict.reasons, "failing": failing, "pairs": pairs,
+            "verdict": verdict.state, "reasons": verdict.reasons, "failing": failing, "pairs": pairs, "label_reads": reads,
             "plot": _plot_svg(qa, bounds), "metrics": metrics, "notes": qa.notes,
             "reference": against.get("reference", "the source"),
             "against": [{"check": k, "about": v} for k, v in against.items() if k != "reference" and v],

@@ -161,3 +161,33 @@ def test_ray32_qa_checks_a_trimmed_render_against_the_same_part_of_the_source(tm
     out = capsys.readouterr().out
     assert "source: frames 4-19 of cup.mp4" in out
     assert rc == 0 and "cup: QA pass" in out, out
+
+
+def test_report_shows_the_label_as_ocr_read_it(report, tmp_path):
+    """Close-ups of the rectified label (output beside the intended artwork) at the frames OCR read, with both
+    readings: a reviewer sees the letters, and a wrong reading comes first, marked."""
+    import base64
+    import io
+
+    import numpy as np
+
+    path, v = report
+    html = path.read_text()
+    cards = html.split('<article class="card ')[1:]
+    good, wrong = cards[0], cards[1]
+    assert "Label as read (output · intended)" in good
+    caps = re.findall(r"<figcaption>(frame \d+ · [^<]*output reads[^<]*)</figcaption>", good)
+    assert caps and all("reads like the artwork" in c for c in caps)
+    assert all("output reads “AQUA FRESCA 500 ml” · artwork reads “AQUA FRESCA 500 ml”" in c for c in caps)
+    first = re.findall(r"<figcaption>(frame \d+ · [^<]*output reads[^<]*)</figcaption>", wrong)[0]
+    assert "output reads “EAU FRAÎCHE 50 cl” · artwork reads “AQUA FRESCA 500 ml” · reads differently" in first
+
+    def pair(card):   # the first close-up's output and intended label, decoded
+        i = card.index('alt="output label frame')
+        imgs = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', card[i - 200:i + 200_000])[:2]
+        return [np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("L"), np.float32) for b in imgs]
+
+    o, r = pair(good)
+    assert o.shape == r.shape and o.shape[1] >= 150 and np.abs(o - r).mean() < 6     # the same label
+    o, r = pair(wrong)
+    assert np.abs(o - r).mean() > 15                                                  # another label
