@@ -49,7 +49,13 @@ def variant_bounds(qa) -> dict[str, tuple]:
     """The bounds one variant (``qa.metrics.VariantQA``) is judged by: its mode, its source's noise floors, its
     overrides, and only the metrics whose ``when`` holds for its facts."""
     b = bounds(qa.facts.mode, qa.summary, qa.facts.overrides)
-    return {k: v for k, v in b.items() if METRICS[k][1].when is None or METRICS[k][1].when(qa.facts)}
+    return {k: v for k, v in b.items() if judged_for(k, qa.facts)}
+
+
+def judged_for(metric: str, facts) -> bool:
+    """Whether ``metric`` applies to a variant with ``facts``: its check's ``applies`` and its own ``when``."""
+    check, m = METRICS[metric]
+    return (check.applies is None or check.applies(facts)) and (m.when is None or m.when(facts))
 
 
 def build_suite(name: str, bounds_: dict[str, tuple], columns: Iterable[str]):
@@ -181,3 +187,4 @@ def not_judged(qa) -> list[str]:
     """The judged metrics this variant could not measure (NaN), e.g. no face in the source."""
     return [k for k in variant_bounds(qa) if k in qa.summary and isinstance(qa.summary[k], float)
             and math.isnan(qa.summary[k])]
+    # (an SDR output has no MaxCLL at all: the hdr check leaves it out of the summary, so it is not listed)

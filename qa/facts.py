@@ -235,6 +235,16 @@ def grade_invariant(facts: Facts) -> bool:
     return judging(facts).grade_invariant
 
 
+def has_label(facts: Facts) -> bool:
+    """The variant has a market label to judge (for ``Check.applies``)."""
+    return facts.label is not None
+
+
+def has_guides(facts: Facts) -> bool:
+    """The variant has keyframes with guide images to compare with (for ``Check.applies``)."""
+    return any(k.guide is not None for k in facts.keyframes)
+
+
 def pixel_reference(facts: Facts) -> bool:
     """Not ``grade_invariant`` (for ``Metric.when``)."""
     return not judging(facts).grade_invariant

@@ -142,8 +142,8 @@ def _card(qa, verdict, approval: dict | None, comments: list | None = None,
                       else "reads like the artwork" if bool(ok) else "reads differently"})
     metrics = []
     for m in key_metrics():
-        if m not in bounds:  # not one of this variant's measures (a pixel-reference metric of a generative one)
-            continue
+        if m not in bounds or m not in qa.summary:  # not one of this variant's measures (a pixel-reference
+            continue                                  # metric of a generative one; MaxCLL of an SDR output)
         v = qa.summary.get(m)
         lo, hi = bounds.get(m, (None, None))
         judged = not (v is None or (isinstance(v, float) and np.isnan(v)))

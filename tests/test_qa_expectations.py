@@ -168,3 +168,27 @@ def test_label_frame_means_what_it_means_in_a_render_request():
     with pytest.raises(QaError, match="label.frame 99 is outside the shot"):
         label_frame(parse_facts({"label": {"text": "A", "corners": [[0, 0], [1, 0], [1, 1], [0, 1]],
                                            "frame": "99"}}), fps, 72)
+
+
+def test_not_judged_lists_what_could_not_be_measured_not_what_does_not_apply():
+    """A label's metrics apply only to a variant with a label, the keyframe metric only with guide images, MaxCLL
+    only to an HDR output (the hdr check leaves it out of an SDR output's summary): the report's "not judged"
+    line lists only metrics that applied and could not be measured (no face in the source)."""
+    from qa.expectations import not_judged, variant_bounds
+
+    nan = float("nan")
+    summary = {k: v for k, v in CLEAN.items() if k != "max_cll_nits"}
+    summary.update({k: nan for k in summary if k.startswith("label_")}, identity_distance_max=nan,
+                   identity_distance_trend=nan)
+    plain = VariantQA("plain", Facts(variant="plain"), summary, pd.DataFrame(), Fraction(24), 72)
+    assert not_judged(plain) == ["identity_distance_max", "identity_distance_trend"]
+    assert not any(k.startswith("label_") for k in variant_bounds(plain)) and "keyframe_ssim_min" not in variant_bounds(plain)
+    labelled = VariantQA("l", Facts(variant="l", label={"text": "AQUA", "truth": "x.json"},
+                                    keyframes=[{"time": 0.5, "guide": "g.png"}]), summary, pd.DataFrame(),
+                         Fraction(24), 72)
+    nj = not_judged(labelled)
+    assert "label_similarity_min" in nj and "keyframe_ssim_min" in nj      # they apply here and were not measured
+    # verdicts: a label metric failing on a variant without a label is not its failure
+    v = verdicts([VariantQA("p2", Facts(variant="p2"), {**summary, "label_similarity_min": 0.1}, pd.DataFrame(),
+                            Fraction(24), 72)])["p2"]
+    assert "label_similarity_min" not in v.failed

@@ -260,6 +260,9 @@ class Check:
         sample_frames: ``sample_frames(clip) -> set of frame indices`` this check wants full-size (beyond the
             evenly spread samples), e.g. keyframes.
         about_invariant: ``about`` for a variant judged on grade-invariant measures (empty: the same ``about``).
+        applies: None, or a predicate of the variant's facts: the check's metrics are judged (and listed as not
+            judged when unmeasured) only when it returns True -- no label, no label metrics; no keyframe guides,
+            no keyframe metric. A metric's own ``when`` narrows it further.
     """
 
     name: str
@@ -271,6 +274,7 @@ class Check:
     about: str = ""
     sample_frames: Callable[[Clip], set[int]] | None = None
     about_invariant: str = ""
+    applies: Callable[[Any], bool] | None = None
 
     def describe(self, clip: Clip) -> str:
         """What this check compares with what for ``clip`` (the report's "judged against" list)."""

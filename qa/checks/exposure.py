@@ -137,7 +137,9 @@ def hdr_light_levels(frames_linear: np.ndarray, *, nits_per_unit: float = 100.0)
 def _hdr_finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
     from qa.checks.base import frame_table as ft
 
-    cll, fall = clip.hdr if clip.hdr is not None else (float("nan"), float("nan"))
+    if clip.hdr is None:  # an SDR output: nothing to judge, and nothing to list as not judged
+        return CheckResult("hdr", ft([], []), {})
+    cll, fall = clip.hdr
     return CheckResult("hdr", ft([], []), {"max_cll_nits": cll, "max_fall_nits": fall})
 
 

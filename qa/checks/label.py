@@ -39,6 +39,7 @@ import pandas as pd
 
 from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
 from qa.checks.geometry import gray, quad_size, rectify
+from qa.facts import has_label
 from qa.ocr import OcrResult, fold_confusables, normalise_text, read_lines, read_text
 
 SEARCH_MARGIN = 0.35
@@ -505,7 +506,7 @@ def _artwork_text(f):
 
 
 CHECK = Check(
-    name="label", needs=frozenset({"frames"}), finish=finish, measure=measure, region="label",
+    name="label", needs=frozenset({"frames"}), finish=finish, measure=measure, region="label", applies=has_label,
     about="the label on every frame against the market artwork swapped into the source and graded, in its own "
           "region; OCR on samples and dips compared with OCR of that artwork through the same rectification",
     metrics=(

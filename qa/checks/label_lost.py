@@ -24,6 +24,7 @@ import pandas as pd
 
 from qa.checks.base import Batch, Check, CheckResult, Clip, Failure, Metric, frame_table, per_mode
 from qa.checks.geometry import gray, rectify
+from qa.facts import has_label
 
 DRAWN_MATCH = 0.3
 """The artwork's correlation with the output at the held place from which it counts as drawn (what the label's
@@ -161,7 +162,7 @@ def _explain(f: Failure):
 
 
 CHECK = Check(
-    name="label_lost", needs=frozenset({"frames"}), finish=finish, measure=measure, region="label",
+    name="label_lost", needs=frozenset({"frames"}), finish=finish, measure=measure, region="label", applies=has_label,
     about="on the frames where the source's label track is lost, the output at the label's last place against "
           "the market artwork and against what the source shows there: the label must be withheld, not floating",
     metrics=(

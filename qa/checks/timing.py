@@ -10,6 +10,7 @@ import pandas as pd
 
 from qa.checks.base import Check, CheckResult, Clip, Metric, frame_table, per_mode
 from qa.checks.geometry import gray
+from qa.facts import has_guides
 
 
 def timing_check(src_frames: int, src_fps: Fraction, out_frames: int, out_fps: Fraction) -> CheckResult:
@@ -89,7 +90,7 @@ CHECK = Check(
     ))
 
 KEYFRAMES_CHECK = Check(
-    name="keyframes", needs=frozenset({"samples"}), finish=_keyframes_finish,
+    name="keyframes", needs=frozenset({"samples"}), finish=_keyframes_finish, applies=has_guides,
     sample_frames=lambda clip: set(clip.guides),
     about="the output at each keyframe against its guide image",
     metrics=(
