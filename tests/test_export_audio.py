@@ -108,22 +108,35 @@ def test_export_of_megamind_keeps_its_audio_for_other_trims(tmp_path, start, end
     assert_source_audio(MEGAMIND, tmp_path / "Megamind_prores.mov", start, min_corr=0.999)
 
 
+def noise_clip(path: Path) -> Path:
+    """2 s of 64x48 video (MPEG-4) with stereo noise as AC-3 in an AVI."""
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=24:duration=2", "-f",
+                    "lavfi", "-i", "anoisesrc=d=2:r=48000:amplitude=0.5:seed=1,aformat=channel_layouts=stereo",
+                    "-c:v", "mpeg4", "-c:a", "ac3", "-b:a", "192k", str(path)], check=True)
+    return path
+
+
+def zero_audio_packets(src: Path, dest: Path, which=lambda t: True) -> Path:
+    """A copy of ``src`` with the bytes of every audio packet whose time ``which`` accepts set to zero."""
+    packets = json.loads(subprocess.run(["ffprobe", "-v", "error", "-of", "json", "-select_streams", "a",
+                                         "-show_entries", "packet=pts_time,pos,size", "-show_packets", str(src)],
+                                        capture_output=True, text=True, check=True).stdout)["packets"]
+    data = bytearray(src.read_bytes())
+    hits = [p for p in packets if which(float(p["pts_time"]))]
+    assert hits
+    for p in hits:
+        data[int(p["pos"]):int(p["pos"]) + int(p["size"])] = bytes(int(p["size"]))
+    dest.write_bytes(bytes(data))
+    return dest
+
+
 def test_an_undecodable_packet_inside_the_span_is_silence_and_the_rest_stays_in_sync(tmp_path):
     """A 2 s clip with AC-3 noise; one audio packet at 0.96 s is zeroed (FFmpeg's decoder refuses it). A trim from
     0.5 s keeps every other sample where the clean clip has it: the refused span is silent, nothing is shifted."""
     from flows.cli import main
 
-    clean, broken = tmp_path / "clean.avi", tmp_path / "broken.avi"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=24:duration=2", "-f",
-                    "lavfi", "-i", "anoisesrc=d=2:r=48000:amplitude=0.5:seed=1,aformat=channel_layouts=stereo",
-                    "-c:v", "mpeg4", "-c:a", "ac3", "-b:a", "192k", str(clean)], check=True)
-    packets = json.loads(subprocess.run(["ffprobe", "-v", "error", "-of", "json", "-select_streams", "a",
-                                         "-show_entries", "packet=pts_time,pos,size", "-show_packets", str(clean)],
-                                        capture_output=True, text=True, check=True).stdout)["packets"]
-    hit = next(p for p in packets if float(p["pts_time"]) == pytest.approx(0.96))
-    data = bytearray(clean.read_bytes())
-    data[int(hit["pos"]):int(hit["pos"]) + int(hit["size"])] = bytes(int(hit["size"]))
-    broken.write_bytes(bytes(data))
+    clean = noise_clip(tmp_path / "clean.avi")
+    broken = zero_audio_packets(clean, tmp_path / "broken.avi", lambda t: t == pytest.approx(0.96))
 
     assert main(["export", str(broken), "--to", "prores", "--out", str(tmp_path / "out"), "--start", "12f"]) == 0
     out = tmp_path / "out" / "broken_prores.mov"
@@ -142,3 +155,14 @@ def test_an_undecodable_packet_inside_the_span_is_silence_and_the_rest_stays_in_
     after = hi + 1536  # the frame after a refused one decodes without its overlap: left out
     assert best_lag(got[:lo], ref[:lo], max_lag=200) == (0, pytest.approx(1.0, abs=1e-4))
     assert best_lag(got[after:], ref[after:len(got)], max_lag=200) == (0, pytest.approx(1.0, abs=1e-4))
+
+
+def test_audio_that_decodes_nowhere_is_a_clear_error(tmp_path, capsys):
+    """Every audio packet zeroed: the export stops with status 2 naming the file and what to do, writes nothing."""
+    from flows.cli import main
+
+    dead = zero_audio_packets(noise_clip(tmp_path / "clean.avi"), tmp_path / "dead.avi")
+    assert main(["export", str(dead), "--to", "draft,prores", "--out", str(tmp_path / "out"), "--start", "12f"]) == 2
+    err = capsys.readouterr().err
+    assert f"{dead}: its audio could not be decoded" in err and "or drop it: ffmpeg -i" in err, err
+    assert "Traceback" not in err and not list((tmp_path / "out").glob("*"))

@@ -1,8 +1,8 @@
 """The source's audio in a video deliverable: decoded, cut sample-exactly to the exported frames' span, and
 re-encoded (AAC for MP4, PCM for MOV), muxed in step with the video.
 
-Samples are placed by their timestamps on the source's timeline (0 = the source's first video frame), never by
-counting: a packet the decoder refuses (real files have them, e.g. Megamind.avi's first AC-3 frame is cut short)
+Samples are placed by their timestamps on the source's timeline (0 = the source's first video frame), not by
+counting (a frame within ``JITTER`` of where the previous one ended follows it): a packet the decoder refuses (real files have them, e.g. Megamind.avi's first AC-3 frame is cut short)
 or a gap in the stream becomes silence of its own length, so what follows stays in sync; the span is padded with
 silence where the source's audio ends before its video does.
 """
@@ -28,6 +28,19 @@ PRE_ROLL = Fraction(1, 2)
 JITTER = Fraction(2, 1000)
 
 
+# Channel orders for a stream whose layout is only a count ("2 channels"): encoders take named layouts only.
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def _named_layout(layout: str | None, channels: int) -> str:
+    if layout and not layout.endswith("channels"):
+        return layout
+    if channels not in DEFAULT_LAYOUTS:
+        raise ExportError(f"the source's audio has {channels} channels in no named order; re-encode it with a "
+                          "channel layout (ffmpeg -af aformat=channel_layouts=stereo) or drop it (-an)")
+    return DEFAULT_LAYOUTS[channels]
+
+
 class AudioTrack:
     """Feeds the source's first audio stream, from ``start`` for ``duration`` seconds, into ``container``.
 
@@ -45,7 +58,7 @@ class AudioTrack:
         self.container = container
         a = info.audio[0]
         self.rate = a.sample_rate
-        self.layout = a.layout or ("stereo" if a.channels == 2 else "mono")
+        self.layout = _named_layout(a.layout, a.channels)
         self.channels = len(av.AudioLayout(self.layout).channels)
         self.stream = container.add_stream(codec, rate=self.rate)
         self.stream.layout = self.layout
@@ -56,7 +69,7 @@ class AudioTrack:
         self.out = 0  # samples muxed so far
         self.skipped = 0  # packets in the span the decoder refused
         self.decoded = False  # any samples decoded at all
-        self._error = None
+        self._error = None  # the decoder's last refusal
         self.path = info.path
         self._video_start = Fraction(info.start_pts) * info.time_base
         # Every decoded frame is converted to float planar in the output's layout, so silence and samples match.
@@ -115,7 +128,8 @@ class AudioTrack:
                 yield s0, samples
 
     def _refused(self, packet, error) -> None:
-        """Count a packet the decoder refused when it lies in the span (its samples become silence)."""
+        """Note a packet the decoder refused; count it when it lies in the span (its samples become silence)."""
+        self._error = error
         if packet.pts is not None and packet.time_base:
             t = Fraction(packet.pts) * packet.time_base - self._video_start
             s0 = math.floor(t * self.rate)
@@ -125,7 +139,6 @@ class AudioTrack:
                           float(t), error)
                 return
         self.skipped += 1
-        self._error = error
         log.debug("%s: audio packet at %s could not be decoded: %s", self.path, packet.pts, error)
 
     def _next(self):
@@ -141,8 +154,8 @@ class AudioTrack:
             return item
         self._exhausted = True
         if not self.decoded and self._error is not None:
-            raise ExportError(f"{self.path}: its audio could not be decoded ({self._error}); re-encode it, or "
-                              f"drop it: ffmpeg -i SOURCE -map 0:v -c copy SOURCE_without_audio")
+            raise ExportError(f"{self.path}: its audio could not be decoded ({self._error}); re-encode the audio, "
+                              f"or drop it: ffmpeg -i {self.path} -map 0:v -c copy NEW_FILE")
         return None
 
     # ------------------------------------------------------------------------------------------ muxing
