@@ -84,6 +84,16 @@ def start_server(home: Path, timeout: float = 120) -> tuple[subprocess.Popen, st
     raise RuntimeError("prefect server did not answer in time")
 
 
+def drain_prefect(timeout: float = 30) -> None:
+    """Send what Prefect's API log and event workers of this process still hold, and wait for it: before the
+    server they talk to stops (Prefect's own order, ``prefect_test_harness``)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout, at_exit=False)
+
+
 def stop_server(proc: subprocess.Popen) -> None:
     import signal
 
