@@ -98,6 +98,7 @@ def child(argv: list[str]) -> None:
     import resource
 
     clip, out, corners, market, preset = Path(argv[0]), Path(argv[1]), json.loads(argv[2]), argv[3], argv[4]
+    threads = int(argv[5]) if len(argv) > 5 else 2
     from qa.expectations import verdicts
     from qa.facts import facts_from_request
     from qa.metrics import measure
@@ -145,6 +146,8 @@ def child(argv: list[str]) -> None:
     kw = {"source_cache": prepared.cache_dir} if "source_cache" in params else {}
     if "face_boxes" in params:
         kw["face_boxes"] = prepared.face_boxes
+    if "parallel" in params:
+        kw["parallel"] = threads > 1
     t0, c0 = time.perf_counter(), cpu()
     qa = measure(prepared.shot, result.paths["draft"], facts, label_track=prepared.label_track, samples=SAMPLES,
                  **kw)
@@ -152,7 +155,9 @@ def child(argv: list[str]) -> None:
     v = verdicts([qa])[qa.variant]
     res["qa_passed"] = bool(v.passed)
     res["qa_reasons"] = list(v.reasons)
+    res["qa_threads"] = threads if "parallel" in params else 1
     res["qa_timings_s"] = qa.timings
+    res["qa_cpu_timings_s"] = getattr(qa, "cpu_timings", {})
     res["label_frames"] = qa.summary.get("label_frames")
     res["label_read_frames"] = qa.summary.get("label_read_frames")
     res["source_cache_files"] = sorted(p.name for p in Path(prepared.cache_dir).glob("qa-*")) \
@@ -161,10 +166,10 @@ def child(argv: list[str]) -> None:
     print("RESULT=" + json.dumps(res))
 
 
-def run_variant(clip: Path, work: Path, corners, market: str, preset: str) -> dict:
+def run_variant(clip: Path, work: Path, corners, market: str, preset: str, threads: int = 2) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, __file__, "--child", str(clip), str(work), json.dumps(corners), market,
-                           preset], capture_output=True, text=True, env=env)
+                           preset, str(threads)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"variant {market}-{preset} on {clip.name} failed:\n{proc.stderr[-3000:]}")
     r = json.loads(proc.stdout.split("RESULT=")[-1])
@@ -173,6 +178,7 @@ def run_variant(clip: Path, work: Path, corners, market: str, preset: str) -> di
     r["qa_fps"] = round(n / r["qa_s"], 2)
     r["qa_over_render"] = round(r["qa_s"] / r["render_s"], 3)
     r["qa_over_render_cpu"] = round(r["qa_cpu_s"] / r["render_cpu_s"], 3)
+    r["load_after"] = [round(x, 2) for x in os.getloadavg()]
     return r
 
 
@@ -180,16 +186,37 @@ def measure_clip(name: str, clip: Path, corners, work: Path) -> dict:
     from ray32.shot import probe
 
     info = probe(clip)
-    d = work / name
-    d.mkdir()
-    cold = run_variant(clip, d, corners, "de", "golden")
-    warm = run_variant(clip, d, corners, "us", "neon")
     res = {"clip": str(clip.relative_to(REPO)) if clip.is_relative_to(REPO) else clip.name,
-           "size": f"{info.width}x{info.height}", "frames": cold["frames"], "fps": str(info.fps),
-           "first_variant_cold": cold, "second_variant_warm_new_process": warm}
-    res["goal_qa_le_render"] = {"cold": cold["qa_over_render"] <= 1.0, "warm": warm["qa_over_render"] <= 1.0}
+           "size": f"{info.width}x{info.height}"}
+    for threads in (2, 1):  # QA in two threads (the default) and on one, side by side, each with its own cache
+        d = work / f"{name}-{threads}"
+        d.mkdir()
+        tag = "" if threads == 2 else "_one_thread"
+        cold = run_variant(clip, d, corners, "de", "golden", threads)
+        warm = run_variant(clip, d, corners, "us", "neon", threads)
+        res.update({"frames": cold["frames"], "fps": str(info.fps), f"first_variant_cold{tag}": cold,
+                    f"second_variant_warm_new_process{tag}": warm})
+        res[f"goal_qa_le_render{tag}"] = {"cold": cold["qa_over_render"] <= 1.0, "warm": warm["qa_over_render"] <= 1.0}
     print(json.dumps(res, indent=1), flush=True)
     return res
+
+
+def previous(path: Path) -> dict | None:
+    """The key figures of the results file this run replaces (its commit and date, per clip and variant: QA and
+    render seconds, their ratio, QA's per-check seconds), so a run shows what it is compared with."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    out = {"machine": {k: old.get("machine", {}).get(k) for k in ("date", "git_commit")},
+           "load_before": old.get("results", {}).get("load_before")}
+    for clip in ("cup_640x480", "demo_1080p"):
+        for v, r in old.get("results", {}).get(clip, {}).items():
+            if isinstance(r, dict) and "qa_s" in r:
+                out.setdefault(clip, {})[v] = {k: r.get(k) for k in (
+                    "render_s", "render_cpu_s", "qa_s", "qa_cpu_s", "qa_over_render", "qa_over_render_cpu",
+                    "qa_fps", "qa_timings_s")}
+    return out
 
 
 def main() -> None:
@@ -203,7 +230,8 @@ def main() -> None:
     from bench.machine import write_result
     from bench.shot_decode import make_clip
 
-    results = {"load_before": [round(x, 2) for x in os.getloadavg()], "samples": SAMPLES}
+    results = {"load_before": [round(x, 2) for x in os.getloadavg()], "samples": SAMPLES,
+               "previous_run": previous(REPO / "bench" / "results" / f"{args.out}.json")}
     with tempfile.TemporaryDirectory(prefix="ray32-bench-qa-speed-") as tmp:
         work = Path(tmp)
         results["cup_640x480"] = measure_clip("cup", REPO / "tests" / "data" / "footage" / "cup.mp4", CUP_CORNERS,

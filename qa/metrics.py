@@ -18,6 +18,7 @@ region left out of whole-frame checks), ``SOURCE_CACHE_VERSION`` and the code of
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -54,6 +55,9 @@ SOURCE_CACHE_VERSION = 1
 """Bump when what the source cache holds changes meaning (the code of the modules that fill it is keyed too)."""
 FLOW_CACHE_MB = 512
 """The source's flows (float16) are written to the disk cache only up to this size (about 40 s at 1080p)."""
+PARALLEL = os.environ.get("RAY32_QA_THREADS", "2") != "1"
+"""Whether QA makes the next batch of frames (decoding, the reference, flows) in a second thread while the checks
+measure the current one: the same numbers either way; ``RAY32_QA_THREADS=1`` keeps QA on one thread."""
 _SOURCE_MODULES = ("qa.metrics", "qa.checks.motion", "qa.checks.temporal", "qa.checks.structure",
                    "qa.checks.identity")
 """The modules whose code computes source-side measurements: a change to any of them makes a new cache key."""
@@ -73,8 +77,10 @@ class VariantQA:
         keyframes: the keyframe frame indices.
         notes: things the checks could not do or did not judge, in words.
         judged_against: what the output was compared with, per check ("label" -> "...").
-        timings: seconds spent per check, "decode+reference" (decoding, resizing, the reference, the masks),
-            "flows+steps" (optical flow and frame steps) and "source cache write".
+        timings: wall seconds spent per check, "decode+reference" (decoding, resizing, the reference, the
+            masks), "flows+steps" (optical flow and frame steps), "source cache write" and "thumbnails", each
+            measured in the thread that ran it (with ``parallel`` some of them overlap).
+        cpu_timings: the CPU seconds of the same stages (their thread's).
     """
 
     variant: str
@@ -88,6 +94,7 @@ class VariantQA:
     notes: list[str] = field(default_factory=list)
     judged_against: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_timings: dict[str, float] = field(default_factory=dict)
 
 
 def sample_indices(frame_count: int, count: int = SAMPLES, extra: Iterable[int] = ()) -> list[int]:
@@ -136,6 +143,70 @@ class _Frames:
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+class _Ahead:
+    """An iterator run ``depth`` items ahead in a second thread (decoding and OpenCV release the GIL, so the
+    items are made while the caller works on the previous one). Errors come out of ``__next__``; ``close``
+    stops the thread and closes the source iterator."""
+
+    _END = object()
+
+    def __init__(self, items: Iterator, depth: int = 1):
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._items = items
+        self._thread = threading.Thread(target=self._run, name="qa-batches", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put((True, item)):
+                    return
+            self._put((True, self._END))
+        except BaseException as ex:  # handed to the caller's thread
+            self._put((False, ex))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        ok, item = self._queue.get()
+        if not ok:
+            raise item
+        if item is self._END:
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        import queue
+
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()
 
 
 def _batches(src: Iterable, out: Iterable, size: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -189,6 +260,9 @@ class Reference:
                 raise QaError(f"facts: the intended grade cannot be applied: {ex}") from ex
             parts.append("the source through the variant's grade")
         self.kind = " and ".join(parts) if parts else "the source"
+        import threading
+
+        self._lock = threading.Lock()  # the batches (a second thread) and the label check both make references
 
     @property
     def intended(self) -> bool:
@@ -198,6 +272,10 @@ class Reference:
         """The reference of ``image`` (frame ``i``, full size or a crop; ``corners`` of the label in its
         pixels, or None), as a new array."""
         img = np.array(image, copy=True)
+        with self._lock:
+            return self._make(i, img, corners)
+
+    def _make(self, i: int, img: np.ndarray, corners: np.ndarray | None) -> np.ndarray:
         if self.swapper is not None and corners is not None and np.all(np.isfinite(corners)):
             img = self.swapper.apply(img, corners, inplace=True,
                                      opacity=1.0 if self.alpha is None or i >= len(self.alpha) else self.alpha[i])
@@ -351,7 +429,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                    transfer: str = "bt709", primaries: str = "bt709", hdr: tuple[float, float] | None = None,
                    checks=CHECKS, progress: Callable[[int, int], None] | None = None,
                    source_cache: str | os.PathLike | None = None, source_key: str | None = None,
-                   face_boxes: np.ndarray | None = None) -> VariantQA:
+                   face_boxes: np.ndarray | None = None, parallel: bool | None = None) -> VariantQA:
     """Run every check on a source/output pair given as streams of frames.
 
     Args:
@@ -376,6 +454,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         hdr: (MaxCLL, MaxFALL) of an HDR output, measured by the caller.
         checks: the checks to run (default: all of ``qa.registry.CHECKS``).
         progress: ``progress(done, total)`` in frames.
+        parallel: make the next batch (decoding, the reference, flows) in a second thread while the checks
+            measure the current one (the same numbers either way); None: ``PARALLEL``.
 
     Returns:
         ``VariantQA``.
@@ -414,21 +494,25 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     states = {c.name: clip.state.setdefault(c.name, {}) for c in checks}
     kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     worst: dict[str, tuple[float, int, tuple[np.ndarray, ...]]] = {}  # metric -> (badness, frame, frames)
-    prev = None
-    done = 0
-    size = scale = None
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    try:
+    timings: dict[str, float] = {}  # wall seconds per stage (measured in the thread that ran it)
+    cpu: dict[str, float] = {}  # CPU seconds per stage (that thread's)
+    geometry: dict = {}  # "size", "scale": the analysis size, set from the first batch
+
+    def prepared() -> Iterator[tuple[Batch, list]]:
+        """Decode, resize, make the reference and the masks, the flows and steps: one ``Batch`` per chunk (run
+        ahead of the checks in a second thread when ``parallel``)."""
+        prev = None
+        clock, c0 = time.perf_counter(), time.thread_time()
         for first, src_full, out_raw in _batches(source, output, chunk_frames):
             s0, o0 = src_full[0], out_raw[0]
-            if size is None:
+            if not geometry:
                 size = fit_size(s0.shape[1], s0.shape[0], analysis_side)
-                scale = size[0] / s0.shape[1]
+                geometry.update(size=size, scale=size[0] / s0.shape[1])
                 clip.analysis_size, clip.full_size = size, (s0.shape[1], s0.shape[0])
                 if s0.shape[:2] != o0.shape[:2]:
                     clip.notes.append(f"output is {o0.shape[1]}x{o0.shape[0]}, source {s0.shape[1]}x{s0.shape[0]}: "
                                       "the output is resized to the source's size for the pixel comparisons")
+            size, scale = geometry["size"], geometry["scale"]
             idx = np.arange(first, first + len(src_full))
             out_full = out_raw if out_raw.shape[1:3] == src_full.shape[1:3] else \
                 np.stack([resize(o, (src_full.shape[2], src_full.shape[1])) for o in out_raw])
@@ -446,9 +530,10 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                     kept[int(i)] = (src_full[k].copy(), out_full[k].copy(), ref[k].copy())
             batch = Batch(first=int(first), index=idx, src=src, out=out, ref=ref, keep=keep, src_full=src_full,
                           out_full=out_full, prev=prev, clip=clip, state={}, ref_is_src=not reference.intended)
-            now = time.perf_counter()
-            timings["decode+reference"] = timings.get("decode+reference", 0.0) + now - clock
-            clock = now
+            now, c1 = time.perf_counter(), time.thread_time()
+            _add(timings, "decode+reference", now - clock)
+            _add(cpu, "decode+reference", c1 - c0)
+            clock, c0 = now, c1
             if pairs:
                 src_seq, out_seq, ref_seq, keep_seq = (batch.seq(w) for w in ("src", "out", "ref", "keep"))
                 batch.pair_first = int(first) if prev is not None else int(first) + 1
@@ -459,38 +544,107 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 batch.out_flows = dis_flows(out_seq, normalise=inv)
                 batch.out_steps = steps(out_seq, keep_seq)
                 batch.ref_steps = batch.src_steps if batch.ref_is_src or inv else steps(ref_seq, keep_seq)
-            now = time.perf_counter()
-            timings["flows+steps"] = timings.get("flows+steps", 0.0) + now - clock
-            clock = now
+            _add(timings, "flows+steps", time.perf_counter() - clock)
+            _add(cpu, "flows+steps", time.thread_time() - c0)
+            prev = (src[-1], out[-1], ref[-1], keep[-1])
+            yield batch, quads
+            clock, c0 = time.perf_counter(), time.thread_time()
+
+    done = 0
+    parallel = PARALLEL if parallel is None else parallel
+    # The checks of a batch in two groups, the label's and face's region and the whole frame, the second group in
+    # a second thread; tables and worst frames are gathered in the declared order, so the results are the same.
+    groups = [[c for c in streamed if c.region is not None], [c for c in streamed if c.region is None]]
+    groups = [g for g in groups if g] if parallel else [streamed]
+    pool = None
+    if len(groups) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(len(groups) - 1, thread_name_prefix="qa-checks")
+
+    def run_checks(batch: Batch, group: list) -> dict:
+        found = {}
+        for c in group:
+            if "pairs" in c.needs and (batch.src_flows is None or len(batch.src_flows) == 0):
+                continue
+            t0, c0 = time.perf_counter(), time.thread_time()
+            found[c.name] = c.measure(dataclasses.replace(batch, state=states[c.name]))
+            _add(timings, c.name, time.perf_counter() - t0)
+            _add(cpu, c.name, time.thread_time() - c0)
+        return found
+
+    batches = _Ahead(prepared()) if parallel else prepared()
+    try:
+        for batch, quads in batches:
+            others = [pool.submit(run_checks, batch, g) for g in groups[1:]] if pool else []
+            found = run_checks(batch, groups[0])
+            for f in others:
+                found.update(f.result())
             for c in streamed:
-                if "pairs" in c.needs and (batch.src_flows is None or len(batch.src_flows) == 0):
-                    continue
-                batch.state = states[c.name]
-                t = c.measure(batch)
+                t = found.get(c.name)
                 if t is not None and not t.empty:
                     tables[c.name].append(t)
                     _keep_worst(worst, c, t, batch, quads, reference)
-                clock, now = time.perf_counter(), clock
-                timings[c.name] = timings.get(c.name, 0.0) + clock - now
-            prev = (src[-1], out[-1], ref[-1], keep[-1])
-            done += len(idx)
+            done += len(batch.index)
             if progress:
                 progress(done, n)
     finally:
+        batches.close()
+        if pool is not None:
+            pool.shutdown()
         reference.close()
-    if disk is not None and len(cache) + len(cache.get("src_faces", {})) != known:
-        t0 = time.perf_counter()
-        _save_source_cache(disk, cache)
-        timings["source cache write"] = time.perf_counter() - t0
     clip.samples = kept
+
+    def save() -> None:
+        if disk is not None and len(cache) + len(cache.get("src_faces", {})) != known:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            _save_source_cache(disk, cache)
+            timings["source cache write"] = time.perf_counter() - t0
+            cpu["source cache write"] = time.thread_time() - c0
+
+    def thumbnails() -> dict[int, tuple[bytes, ...]]:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        thumbs = {}
+        for i in sorted(kept):
+            s, o, r = kept[i]
+            thumbs[i] = (jpeg(s), jpeg(o), jpeg(r)) if reference.intended else (jpeg(s), jpeg(o))
+        for _, i, fr in worst.values():
+            if i not in thumbs:
+                thumbs[i] = tuple(jpeg(f) for f in fr)
+        timings["thumbnails"], cpu["thumbnails"] = time.perf_counter() - t0, time.thread_time() - c0
+        return thumbs
+
+    # The report's thumbnails and the source cache's file are made in a second thread while the checks finish
+    # (OCR); the finishes read the source cache, none writes it.
+    if parallel:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="qa-finish") as ex:
+            later = ex.submit(lambda: (save(), thumbnails())[1])
+            summary, frames, judged_against = _finish_checks(checks, tables, clip, timings, cpu)
+            thumbs = later.result()
+    else:
+        save()
+        summary, frames, judged_against = _finish_checks(checks, tables, clip, timings, cpu)
+        thumbs = thumbnails()
+    judged_against["reference"] = judge.against(reference.kind)
+    return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=frames, fps=Fraction(fps),
+                     frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=clip.notes,
+                     judged_against=judged_against, timings={k: round(v, 3) for k, v in timings.items()},
+                     cpu_timings={k: round(v, 3) for k, v in cpu.items()})
+
+
+def _finish_checks(checks, tables: dict, clip: Clip, timings: dict, cpu: dict):
+    """Every check's ``finish``: (summary, the per-frame table of all checks, what each judged against)."""
     summary: dict[str, float] = {}
     per_frame = []
     judged_against = {}
     for c in checks:
         t = pd.concat(tables[c.name]) if tables[c.name] else pd.DataFrame()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         res = c.finish(t, clip)
         timings[f"{c.name}.finish"] = time.perf_counter() - t0
+        cpu[f"{c.name}.finish"] = time.thread_time() - c0
         summary.update(res.summary)
         if not res.frames.empty:
             per_frame.append(res.frames)
@@ -500,17 +654,11 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         frames = frames.loc[:, ~frames.columns.duplicated()]
     frames = frames.sort_index()
     frames.index.name = "frame"
-    thumbs = {}
-    for i in sorted(kept):
-        s, o, r = kept[i]
-        thumbs[i] = (jpeg(s), jpeg(o), jpeg(r)) if reference.intended else (jpeg(s), jpeg(o))
-    for _, i, fr in worst.values():
-        if i not in thumbs:
-            thumbs[i] = tuple(jpeg(f) for f in fr)
-    judged_against["reference"] = judge.against(reference.kind)
-    return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=frames, fps=Fraction(fps),
-                     frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=clip.notes,
-                     judged_against=judged_against, timings={k: round(v, 3) for k, v in timings.items()})
+    return summary, frames, judged_against
+
+
+def _add(d: dict, key: str, v: float) -> None:
+    d[key] = d.get(key, 0.0) + v
 
 
 def _keep_worst(worst: dict, check, table: pd.DataFrame, batch: Batch, quads: list, reference) -> None:
@@ -609,7 +757,7 @@ def track_dict(track) -> tuple[dict, dict | None]:
 def measure(source, output, facts: Facts, *, label_track=None, samples: int = SAMPLES,
             analysis_side: int = ANALYSIS_SIDE, cache: dict | None = None,
             source_cache: str | os.PathLike | None = None, face_boxes: np.ndarray | None = None,
-            progress: Callable[[int, int], None] | None = None) -> VariantQA:
+            progress: Callable[[int, int], None] | None = None, parallel: bool | None = None) -> VariantQA:
     """Probe and decode a source and an output clip and run every check: the one measuring path of
     ``ray32 qa`` and of the campaign run.
 
@@ -625,6 +773,7 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
             campaign run passes the prepared shot's cache folder), or None.
         face_boxes: the source's face boxes from the shot's preparation (``Prepared.face_boxes``), or None.
         progress: ``progress(done, total)`` in frames.
+        parallel: see ``measure_frames`` (None: ``PARALLEL``).
 
     Returns:
         ``VariantQA`` (with ``max_cll_nits``/``max_fall_nits`` for HDR output).
@@ -679,7 +828,8 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
                           label_track=track, label_score=score, artwork=artwork, identity_reference=reference,
                           guides=guides, samples=samples, analysis_side=analysis_side, cache=cache,
                           transfer=src_info.color_transfer, primaries=src_info.color_primaries, hdr=hdr,
-                          progress=progress, source_cache=source_cache, source_key=skey, face_boxes=face_boxes)
+                          progress=progress, source_cache=source_cache, source_key=skey, face_boxes=face_boxes,
+                          parallel=parallel)
 
 
 measure_clips = measure
