@@ -501,7 +501,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     def prepared() -> Iterator[tuple[Batch, list]]:
         """Decode, resize, make the reference and the masks, the flows and steps: one ``Batch`` per chunk (run
         ahead of the checks in a second thread when ``parallel``)."""
-        prev = None
+        import cv2
+
+        prev = prev_gray = None
         clock, c0 = time.perf_counter(), time.thread_time()
         for first, src_full, out_raw in _batches(source, output, chunk_frames):
             s0, o0 = src_full[0], out_raw[0]
@@ -516,26 +518,49 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             idx = np.arange(first, first + len(src_full))
             out_full = out_raw if out_raw.shape[1:3] == src_full.shape[1:3] else \
                 np.stack([resize(o, (src_full.shape[2], src_full.shape[1])) for o in out_raw])
-            src = np.stack([resize(s, size) for s in src_full])
-            out = np.stack([resize(o, size) for o in out_full])
+            # Each array holds the previous batch's last frame first (what the pairs run over: ``Batch.seq``), the
+            # batch's own frames are views of it; grey frames are made once here for every check.
+            o0 = 0 if prev is None else 1
+            m = len(src_full)
             quads = [None if place is None else place.get(int(i)) for i in idx]
+            seqs = {w: np.empty((m + o0, size[1], size[0], 3), np.uint8) for w in ("src", "out")}
+            seqs["keep"] = np.empty((m + o0, size[1], size[0]), bool)
+            for k in range(m):
+                seqs["src"][o0 + k] = resize(src_full[k], size)
+                seqs["out"][o0 + k] = resize(out_full[k], size)
+                seqs["keep"][o0 + k] = _keep_mask(size, quads[k], scale)
             if reference.intended:
-                ref = np.stack([reference(int(i), s, None if q is None else q * scale)
-                                for i, s, q in zip(idx, src, quads)])
+                seqs["ref"] = np.empty_like(seqs["src"])
+                for k, i in enumerate(idx):
+                    q = quads[k]
+                    seqs["ref"][o0 + k] = reference(int(i), seqs["src"][o0 + k], None if q is None else q * scale)
             else:
-                ref = src
-            keep = np.stack([_keep_mask(size, q, scale) for q in quads])
+                seqs["ref"] = seqs["src"]
+            grays = {w: np.empty(seqs[w].shape[:3], np.uint8) for w in ("src", "out", "ref")
+                     if w != "ref" or reference.intended}
+            if prev is not None:
+                for k, w in enumerate(("src", "out", "ref", "keep")):
+                    seqs[w][0] = prev[k]
+                for w in grays:
+                    grays[w][0] = prev_gray[w]
+            for w, g in grays.items():
+                for k in range(o0, m + o0):
+                    cv2.cvtColor(seqs[w][k], cv2.COLOR_RGB2GRAY, dst=g[k])
+            grays.setdefault("ref", grays["src"])
+            src, out, ref, keep = (seqs[w][o0:] for w in ("src", "out", "ref", "keep"))
             for k, i in enumerate(idx):
                 if int(i) in picks:  # copies: a view would keep the decoder's whole chunk alive
                     kept[int(i)] = (src_full[k].copy(), out_full[k].copy(), ref[k].copy())
             batch = Batch(first=int(first), index=idx, src=src, out=out, ref=ref, keep=keep, src_full=src_full,
-                          out_full=out_full, prev=prev, clip=clip, state={}, ref_is_src=not reference.intended)
+                          out_full=out_full, prev=prev, clip=clip, state={}, ref_is_src=not reference.intended,
+                          seqs=seqs, grays=grays)
             now, c1 = time.perf_counter(), time.thread_time()
             _add(timings, "decode+reference", now - clock)
             _add(cpu, "decode+reference", c1 - c0)
             clock, c0 = now, c1
             if pairs:
-                src_seq, out_seq, ref_seq, keep_seq = (batch.seq(w) for w in ("src", "out", "ref", "keep"))
+                src_seq, out_seq, ref_seq = (batch.gray_seq(w) for w in ("src", "out", "ref"))
+                keep_seq = batch.seq("keep")
                 batch.pair_first = int(first) if prev is not None else int(first) + 1
                 pk = ("src_pairs", batch.pair_first, len(src_seq), size, inv)
                 if pk not in cache:  # float16: what the disk cache keeps, so cold and warm measure the same
@@ -547,6 +572,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             _add(timings, "flows+steps", time.perf_counter() - clock)
             _add(cpu, "flows+steps", time.thread_time() - c0)
             prev = (src[-1], out[-1], ref[-1], keep[-1])
+            prev_gray = {w: g[-1] for w, g in grays.items()}
             yield batch, quads
             clock, c0 = time.perf_counter(), time.thread_time()
 

@@ -85,8 +85,8 @@ def measure(batch: Batch) -> pd.DataFrame:
     if batch.clip.grade_invariant:
         return _measure_invariant(batch)
     rows = []
-    for r, o, keep in zip(batch.ref, batch.out, batch.keep):
-        gr, go = gray(r), gray(o)  # shares of the judged pixels (keep), counted without gathering them
+    for r, o, gr, go, keep in zip(batch.ref, batch.out, batch.gray("ref"), batch.gray("out"), batch.keep):
+        # shares of the judged pixels (keep), counted without gathering them
         clip_o, clip_r, crush_o, crush_r = go >= CLIP_LEVEL, gr >= CLIP_LEVEL, go <= CRUSH_LEVEL, gr <= CRUSH_LEVEL
         rows.append({"clipped_out": masked_share(clip_o, keep), "clipped_ref": masked_share(clip_r, keep),
                      "crushed_out": masked_share(crush_o, keep), "crushed_ref": masked_share(crush_r, keep),

@@ -6,9 +6,11 @@ import numpy as np
 
 
 def gray(frame: np.ndarray) -> np.ndarray:
-    """RGB uint8 -> grey uint8."""
+    """RGB uint8 -> grey uint8 (a grey frame, 2-D, is returned as it is)."""
     import cv2
 
+    if frame.ndim == 2:
+        return frame
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 

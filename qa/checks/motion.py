@@ -130,7 +130,7 @@ def measure(batch: Batch) -> pd.DataFrame:
     import cv2
 
     keep = batch.seq("keep")
-    src = batch.seq("src")
+    src = batch.gray_seq("src")  # textured() and the backward flow need only the grey frames
     cache = batch.clip.cache
     inv = batch.clip.grade_invariant
     noise = cache.get(("step_noise", src.shape[1:3], inv))
