@@ -14,6 +14,12 @@ on disk in ``qa-source-<key>.pkl`` there, so a second variant in another process
 (``source_cache_key``) covers the shot's content and trim, the analysis parameters, the label's place (the
 region left out of whole-frame checks), ``SOURCE_CACHE_VERSION`` and the code of the modules that compute them.
 ``metrics_table`` makes one row per variant.
+
+QA uses two threads by default (``PARALLEL``; ``RAY32_QA_THREADS=1`` keeps it on one): the next batch is decoded,
+resized, its reference graded and its flows made while the checks measure the current batch, and the checks of
+the label's and face's region run beside the whole-frame checks. OpenCV, numpy, PyAV, OpenColorIO and dlib
+release the GIL in their loops, so a second core is used; the results are the same as on one thread
+(``tests/test_qa_speed.py``).
 """
 
 from __future__ import annotations
@@ -56,8 +62,8 @@ SOURCE_CACHE_VERSION = 1
 FLOW_CACHE_MB = 512
 """The source's flows (float16) are written to the disk cache only up to this size (about 40 s at 1080p)."""
 PARALLEL = os.environ.get("RAY32_QA_THREADS", "2") != "1"
-"""Whether QA makes the next batch of frames (decoding, the reference, flows) in a second thread while the checks
-measure the current one: the same numbers either way; ``RAY32_QA_THREADS=1`` keeps QA on one thread."""
+"""Whether QA runs in two threads (see the module docstring): the same numbers either way; ``RAY32_QA_THREADS=1``
+keeps QA on one thread."""
 _SOURCE_MODULES = ("qa.metrics", "qa.checks.motion", "qa.checks.temporal", "qa.checks.structure",
                    "qa.checks.identity")
 """The modules whose code computes source-side measurements: a change to any of them makes a new cache key."""
@@ -455,7 +461,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         checks: the checks to run (default: all of ``qa.registry.CHECKS``).
         progress: ``progress(done, total)`` in frames.
         parallel: make the next batch (decoding, the reference, flows) in a second thread while the checks
-            measure the current one (the same numbers either way); None: ``PARALLEL``.
+            measure the current one, run the label's and face's checks beside the whole-frame checks, and make
+            the thumbnails while the checks finish (the same numbers either way); None: ``PARALLEL``.
 
     Returns:
         ``VariantQA``.
