@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, os.environ.get("RAY32_BENCH_CODE", str(REPO)))  # --before: a child runs the older code
 
 LABELS = REPO / "campaigns" / "demo" / "labels"
 MARKETS = {"de": (LABELS / "aqua500-de.png", "AQUA FRISCH\n500 ml"),
@@ -166,8 +166,9 @@ def child(argv: list[str]) -> None:
     print("RESULT=" + json.dumps(res))
 
 
-def run_variant(clip: Path, work: Path, corners, market: str, preset: str, threads: int = 2) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def run_variant(clip: Path, work: Path, corners, market: str, preset: str, threads: int = 2,
+                code: Path | None = None) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(code or REPO), RAY32_BENCH_CODE=str(code or REPO))
     proc = subprocess.run([sys.executable, __file__, "--child", str(clip), str(work), json.dumps(corners), market,
                            preset, str(threads)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -182,18 +183,21 @@ def run_variant(clip: Path, work: Path, corners, market: str, preset: str, threa
     return r
 
 
-def measure_clip(name: str, clip: Path, corners, work: Path) -> dict:
+def measure_clip(name: str, clip: Path, corners, work: Path, before: Path | None = None) -> dict:
     from ray32.shot import probe
 
     info = probe(clip)
     res = {"clip": str(clip.relative_to(REPO)) if clip.is_relative_to(REPO) else clip.name,
            "size": f"{info.width}x{info.height}"}
-    for threads in (2, 1):  # QA in two threads (the default) and on one, side by side, each with its own cache
-        d = work / f"{name}-{threads}"
+    # QA in two threads (the default) and on one, and the code before (--before), side by side, each with its
+    # own cache folder
+    for threads, code, tag in ((2, None, ""), (1, None, "_one_thread"), (1, before, "_before")):
+        if tag == "_before" and before is None:
+            continue
+        d = work / f"{name}{tag}"
         d.mkdir()
-        tag = "" if threads == 2 else "_one_thread"
-        cold = run_variant(clip, d, corners, "de", "golden", threads)
-        warm = run_variant(clip, d, corners, "us", "neon", threads)
+        cold = run_variant(clip, d, corners, "de", "golden", threads, code)
+        warm = run_variant(clip, d, corners, "us", "neon", threads, code)
         res.update({"frames": cold["frames"], "fps": str(info.fps), f"first_variant_cold{tag}": cold,
                     f"second_variant_warm_new_process{tag}": warm})
         res[f"goal_qa_le_render{tag}"] = {"cold": cold["qa_over_render"] <= 1.0, "warm": warm["qa_over_render"] <= 1.0}
@@ -226,6 +230,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="cup.mp4 only (no 1080p clip)")
     ap.add_argument("--out", default="qa_speed", help="result name under bench/results (default qa_speed)")
+    ap.add_argument("--before", metavar="COMMIT", help="also run the code of COMMIT (git archive into a temporary "
+                                                       "folder) side by side")
     args = ap.parse_args()
     from bench.machine import write_result
     from bench.shot_decode import make_clip
@@ -234,13 +240,22 @@ def main() -> None:
                "previous_run": previous(REPO / "bench" / "results" / f"{args.out}.json")}
     with tempfile.TemporaryDirectory(prefix="ray32-bench-qa-speed-") as tmp:
         work = Path(tmp)
+        before = None
+        if args.before:
+            before = work / "before-code"
+            before.mkdir()
+            sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", args.before], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", sha], check=True, capture_output=True)
+            subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
+            results["before_commit"] = sha
         results["cup_640x480"] = measure_clip("cup", REPO / "tests" / "data" / "footage" / "cup.mp4", CUP_CORNERS,
-                                              work)
+                                              work, before)
         if not args.quick:
             clip = work / "hd.mp4"
             make_clip(clip, 2)  # 48 frames at 24 fps
             corners = [[(x + 0.5) * 2 - 0.5, (y + 0.5) * 2 - 0.5] for x, y in DEMO_CORNERS]
-            results["demo_1080p"] = measure_clip("hd", clip, corners, work)
+            results["demo_1080p"] = measure_clip("hd", clip, corners, work, before)
     results["load_after"] = [round(x, 2) for x in os.getloadavg()]
     results["profile"] = PROFILE
     results["note"] = ("Render = ray32.render.render_to_files (decode, label swap, grade through OpenColorIO, x264 "
