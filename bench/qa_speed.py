@@ -12,10 +12,15 @@ rendered and QA'd, each in a new process, one after the other, sharing one cache
 2. the second variant (market B, the "neon" preset) in a new process: the prepared shot and QA's source-side
    measurements come from the disk cache next to the prepared shot: *warm*.
 
-Reported per variant: render frames/s, QA frames/s, the QA/render ratio (wall seconds and CPU seconds), QA's
-per-check seconds, and whether the clean variant passed QA. Goal: QA/render <= 1.0.
+The pair runs three times side by side, each with its own cache folder: QA in two threads (the default,
+``qa.metrics.PARALLEL``), QA on one thread, and -- with ``--before COMMIT`` -- the code of an earlier commit.
 
-Run: ``python bench/qa_speed.py [--quick]`` from the repository root; writes ``bench/results/qa_speed.json``.
+Reported per variant: render frames/s, QA frames/s, the QA/render ratio (wall seconds and CPU seconds), QA's
+per-check seconds (wall and CPU, per thread), the load average after it, and whether the clean variant passed QA.
+Goal: QA/render <= 1.0.
+
+Run: ``python bench/qa_speed.py [--quick] [--before COMMIT]`` from the repository root; writes
+``bench/results/qa_speed.json``.
 """
 
 from __future__ import annotations
@@ -88,8 +93,50 @@ PROFILE = {
                 "frames costs about 20 ms a frame. Closing that needs a smaller analysis size or fewer per-frame "
                 "measures, i.e. recalibrated bounds (not done: no bound was loosened for speed).",
     },
+    "threads": {
+        "how": "cProfile and per-stage thread CPU seconds (time.thread_time, VariantQA.cpu_timings) of qa.metrics.measure "
+               "on cup.mp4's golden and neon variants, warm, in one process; A/B of the same measure called 3 times "
+               "per setting in one process (parallel on/off, cv2 threads 1/2) and of the code before; machine "
+               "shared by four sessions (load 2.6-8), 2026-12-01",
+        "warm_cpu_s_per_stage_one_thread_cup": {
+            "decode+reference (main thread only; the grade runs in OpenColorIO's pool of 2)": "0.41-0.73",
+            "flows+steps (DIS flow of the output, output and reference steps)": "0.5-0.7",
+            "label per-frame measures": "0.37-0.53", "label.finish (OCR)": "0.47-0.8 (the first read in a process "
+                                                                                "costs ~0.25 s more)",
+            "temporal": "0.18-0.3", "structure": "0.19-0.27", "exposure": "0.22-0.28", "motion": "0.1-0.17",
+            "sync": "0.09-0.17", "label_lost": "0.08-0.11", "thumbnails": "0.1-0.16"},
+        "changed": [
+            "the next batch (decoding, resizing, the graded reference, masks, flows, steps) is made in a second "
+            "thread while the checks measure the current one; the label's and face's checks run beside the "
+            "whole-frame checks; thumbnails and the source cache file are made while the checks finish (OCR). "
+            "The numbers are the same as on one thread (tests/test_qa_speed.py); RAY32_QA_THREADS=1 keeps one",
+            "each batch's arrays are made with the previous frame first, so Batch.seq no longer joins copies "
+            "(0.1-0.4 s of array copies a variant), and grey frames are made once per batch for every check "
+            "(1261 cvtColor calls -> 3 per frame)",
+            "masked means and shares counted with OpenCV instead of gathering the judged pixels (~1 ms each, "
+            "8 a frame in temporal): uint8 and shares exact, float32 means summed in double (within 1e-6)",
+        ],
+        "tried_and_dropped": [
+            "an exact 24-bit lookup table of the grade filled per new colour (bit-exact): slower than OpenColorIO "
+            "on these frames (110k new colours in 48 frames: 0.52 s against 0.38 s)",
+            "OpenColorIO in float32 instead of uint8: slower (0.47 s against 0.33 s for 48 frames) and up to 1 "
+            "code value different",
+            "PyAV's reformat interpolation (no scaling at 640x480): every mode gives the same pixels, ~0.03 s",
+        ],
+        "ab_in_process_warm_cup_s": {
+            "load 2.6": {"before (49330ed)": "wall 2.6-3.2, CPU 3.0-3.5", "one thread": "wall 2.8-3.8, CPU 2.8-4.0",
+                         "two threads": "wall 2.1-2.8, CPU 3.0-4.1"},
+            "load 5": {"before (49330ed)": "wall 3.2-3.4, CPU 3.0-3.3", "one thread": "wall 3.8-5.4, CPU 2.8-3.3",
+                       "two threads": "wall 3.6-6.1, CPU 3.0-4.4"},
+        },
+        "left": "QA's CPU at 640x480 is about 3 s for 48 frames against about 1-1.5 s for the render: the graded "
+                "reference (~11 ms a frame), decoding and resizing two clips (~9 ms), the output's DIS flow (~7 ms), "
+                "the label's per-frame measures (~15 ms a judged frame) and OCR (~0.5 s) dominate, and none of them "
+                "can be dropped without measuring less. Two threads shorten the wall time only where a core is "
+                "free: on this machine, shared by four sessions, they often are not.",
+    },
 }
-"""Where QA's time went before and after this branch's changes."""
+"""Where QA's time went before and after the changes of the two sessions that worked on it."""
 
 
 def child(argv: list[str]) -> None:

@@ -5,7 +5,7 @@ chunk by chunk, and builds per chunk what the checks declare they need (``qa.che
 analysis size, the *intended reference* (the source with the market label swapped in and the variant's grade
 applied, made with the same ``ray32`` code the composite engine uses), the mask of the regions whose change is
 intended, consecutive-frame flows and steps, and full-size frames (kept only at the sampled indices). Memory is
-bounded by one chunk plus the samples.
+bounded by two chunks (the one measured and the next, made in a second thread) plus the samples.
 
 Source-side measurements (the source's flows and frame steps, warp residuals, edges, texture, face embeddings)
 do not depend on the variant: they are made once per shot and kept in ``cache`` (shared by the variants QA'd in
@@ -152,41 +152,40 @@ class _Frames:
 
 
 class _Ahead:
-    """An iterator run ``depth`` items ahead in a second thread (decoding and OpenCV release the GIL, so the
-    items are made while the caller works on the previous one). Errors come out of ``__next__``; ``close``
-    stops the thread and closes the source iterator."""
+    """An iterator run one item ahead in a second thread (decoding and OpenCV release the GIL, so the next item
+    is made while the caller works on the current one). At most two items live at a time: the next is begun
+    only once the caller has taken the current one. Errors come out of ``__next__``; ``close`` stops the thread
+    and closes the source iterator."""
 
     _END = object()
 
-    def __init__(self, items: Iterator, depth: int = 1):
+    def __init__(self, items: Iterator):
         import queue
         import threading
 
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue = queue.Queue()
+        self._slots = threading.Semaphore(2)  # the item the caller holds and the one being made
+        self._taken = 0
         self._stop = threading.Event()
         self._items = items
         self._thread = threading.Thread(target=self._run, name="qa-batches", daemon=True)
         self._thread.start()
 
-    def _put(self, item) -> bool:
-        import queue
-
+    def _slot(self) -> bool:
         while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
+            if self._slots.acquire(timeout=0.05):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def _run(self) -> None:
         try:
-            for item in self._items:
-                if not self._put((True, item)):
+            while self._slot():
+                item = next(self._items, self._END)
+                self._queue.put((True, item))
+                if item is self._END:
                     return
-            self._put((True, self._END))
         except BaseException as ex:  # handed to the caller's thread
-            self._put((False, ex))
+            self._queue.put((False, ex))
         finally:
             close = getattr(self._items, "close", None)
             if close is not None:
@@ -196,6 +195,9 @@ class _Ahead:
         return self
 
     def __next__(self):
+        if self._taken:
+            self._slots.release()  # the caller is done with the item it took before
+        self._taken += 1
         ok, item = self._queue.get()
         if not ok:
             raise item
@@ -204,14 +206,7 @@ class _Ahead:
         return item
 
     def close(self) -> None:
-        import queue
-
         self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
         self._thread.join()
 
 
