@@ -12,10 +12,15 @@ rendered and QA'd, each in a new process, one after the other, sharing one cache
 2. the second variant (market B, the "neon" preset) in a new process: the prepared shot and QA's source-side
    measurements come from the disk cache next to the prepared shot: *warm*.
 
-Reported per variant: render frames/s, QA frames/s, the QA/render ratio (wall seconds and CPU seconds), QA's
-per-check seconds, and whether the clean variant passed QA. Goal: QA/render <= 1.0.
+The pair runs three times side by side, each with its own cache folder: QA in two threads (the default,
+``qa.metrics.PARALLEL``), QA on one thread, and -- with ``--before COMMIT`` -- the code of an earlier commit.
 
-Run: ``python bench/qa_speed.py [--quick]`` from the repository root; writes ``bench/results/qa_speed.json``.
+Reported per variant: render frames/s, QA frames/s, the QA/render ratio (wall seconds and CPU seconds), QA's
+per-check seconds (wall and CPU, per thread), the load average after it, and whether the clean variant passed QA.
+Goal: QA/render <= 1.0.
+
+Run: ``python bench/qa_speed.py [--quick] [--before COMMIT]`` from the repository root; writes
+``bench/results/qa_speed.json``.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, os.environ.get("RAY32_BENCH_CODE", str(REPO)))  # --before: a child runs the older code
 
 LABELS = REPO / "campaigns" / "demo" / "labels"
 MARKETS = {"de": (LABELS / "aqua500-de.png", "AQUA FRISCH\n500 ml"),
@@ -88,8 +93,50 @@ PROFILE = {
                 "frames costs about 20 ms a frame. Closing that needs a smaller analysis size or fewer per-frame "
                 "measures, i.e. recalibrated bounds (not done: no bound was loosened for speed).",
     },
+    "threads": {
+        "how": "cProfile and per-stage thread CPU seconds (time.thread_time, VariantQA.cpu_timings) of qa.metrics.measure "
+               "on cup.mp4's golden and neon variants, warm, in one process; A/B of the same measure called 3 times "
+               "per setting in one process (parallel on/off, cv2 threads 1/2) and of the code before; machine "
+               "shared by four sessions (load 2.6-8), 2026-12-01",
+        "warm_cpu_s_per_stage_one_thread_cup": {
+            "decode+reference (main thread only; the grade runs in OpenColorIO's pool of 2)": "0.41-0.73",
+            "flows+steps (DIS flow of the output, output and reference steps)": "0.5-0.7",
+            "label per-frame measures": "0.37-0.53", "label.finish (OCR)": "0.47-0.8 (the first read in a process "
+                                                                                "costs ~0.25 s more)",
+            "temporal": "0.18-0.3", "structure": "0.19-0.27", "exposure": "0.22-0.28", "motion": "0.1-0.17",
+            "sync": "0.09-0.17", "label_lost": "0.08-0.11", "thumbnails": "0.1-0.16"},
+        "changed": [
+            "the next batch (decoding, resizing, the graded reference, masks, flows, steps) is made in a second "
+            "thread while the checks measure the current one; the label's and face's checks run beside the "
+            "whole-frame checks; thumbnails and the source cache file are made while the checks finish (OCR). "
+            "The numbers are the same as on one thread (tests/test_qa_speed.py); RAY32_QA_THREADS=1 keeps one",
+            "each batch's arrays are made with the previous frame first, so Batch.seq no longer joins copies "
+            "(0.1-0.4 s of array copies a variant), and grey frames are made once per batch for every check "
+            "(1261 cvtColor calls -> 3 per frame)",
+            "masked means and shares counted with OpenCV instead of gathering the judged pixels (~1 ms each, "
+            "8 a frame in temporal): uint8 and shares exact, float32 means summed in double (within 1e-6)",
+        ],
+        "tried_and_dropped": [
+            "an exact 24-bit lookup table of the grade filled per new colour (bit-exact): slower than OpenColorIO "
+            "on these frames (110k new colours in 48 frames: 0.52 s against 0.38 s)",
+            "OpenColorIO in float32 instead of uint8: slower (0.47 s against 0.33 s for 48 frames) and up to 1 "
+            "code value different",
+            "PyAV's reformat interpolation (no scaling at 640x480): every mode gives the same pixels, ~0.03 s",
+        ],
+        "ab_in_process_warm_cup_s": {
+            "load 2.6": {"before (49330ed)": "wall 2.6-3.2, CPU 3.0-3.5", "one thread": "wall 2.8-3.8, CPU 2.8-4.0",
+                         "two threads": "wall 2.1-2.8, CPU 3.0-4.1"},
+            "load 5": {"before (49330ed)": "wall 3.2-3.4, CPU 3.0-3.3", "one thread": "wall 3.8-5.4, CPU 2.8-3.3",
+                       "two threads": "wall 3.6-6.1, CPU 3.0-4.4"},
+        },
+        "left": "QA's CPU at 640x480 is about 3 s for 48 frames against about 1-1.5 s for the render: the graded "
+                "reference (~11 ms a frame), decoding and resizing two clips (~9 ms), the output's DIS flow (~7 ms), "
+                "the label's per-frame measures (~15 ms a judged frame) and OCR (~0.5 s) dominate, and none of them "
+                "can be dropped without measuring less. Two threads shorten the wall time only where a core is "
+                "free: on this machine, shared by four sessions, they often are not.",
+    },
 }
-"""Where QA's time went before and after this branch's changes."""
+"""Where QA's time went before and after the changes of the two sessions that worked on it."""
 
 
 def child(argv: list[str]) -> None:
@@ -98,6 +145,7 @@ def child(argv: list[str]) -> None:
     import resource
 
     clip, out, corners, market, preset = Path(argv[0]), Path(argv[1]), json.loads(argv[2]), argv[3], argv[4]
+    threads = int(argv[5]) if len(argv) > 5 else 2
     from qa.expectations import verdicts
     from qa.facts import facts_from_request
     from qa.metrics import measure
@@ -145,6 +193,8 @@ def child(argv: list[str]) -> None:
     kw = {"source_cache": prepared.cache_dir} if "source_cache" in params else {}
     if "face_boxes" in params:
         kw["face_boxes"] = prepared.face_boxes
+    if "parallel" in params:
+        kw["parallel"] = threads > 1
     t0, c0 = time.perf_counter(), cpu()
     qa = measure(prepared.shot, result.paths["draft"], facts, label_track=prepared.label_track, samples=SAMPLES,
                  **kw)
@@ -152,7 +202,9 @@ def child(argv: list[str]) -> None:
     v = verdicts([qa])[qa.variant]
     res["qa_passed"] = bool(v.passed)
     res["qa_reasons"] = list(v.reasons)
+    res["qa_threads"] = threads if "parallel" in params else 1
     res["qa_timings_s"] = qa.timings
+    res["qa_cpu_timings_s"] = getattr(qa, "cpu_timings", {})
     res["label_frames"] = qa.summary.get("label_frames")
     res["label_read_frames"] = qa.summary.get("label_read_frames")
     res["source_cache_files"] = sorted(p.name for p in Path(prepared.cache_dir).glob("qa-*")) \
@@ -161,10 +213,11 @@ def child(argv: list[str]) -> None:
     print("RESULT=" + json.dumps(res))
 
 
-def run_variant(clip: Path, work: Path, corners, market: str, preset: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def run_variant(clip: Path, work: Path, corners, market: str, preset: str, threads: int = 2,
+                code: Path | None = None) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(code or REPO), RAY32_BENCH_CODE=str(code or REPO))
     proc = subprocess.run([sys.executable, __file__, "--child", str(clip), str(work), json.dumps(corners), market,
-                           preset], capture_output=True, text=True, env=env)
+                           preset, str(threads)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"variant {market}-{preset} on {clip.name} failed:\n{proc.stderr[-3000:]}")
     r = json.loads(proc.stdout.split("RESULT=")[-1])
@@ -173,23 +226,48 @@ def run_variant(clip: Path, work: Path, corners, market: str, preset: str) -> di
     r["qa_fps"] = round(n / r["qa_s"], 2)
     r["qa_over_render"] = round(r["qa_s"] / r["render_s"], 3)
     r["qa_over_render_cpu"] = round(r["qa_cpu_s"] / r["render_cpu_s"], 3)
+    r["load_after"] = [round(x, 2) for x in os.getloadavg()]
     return r
 
 
-def measure_clip(name: str, clip: Path, corners, work: Path) -> dict:
+def measure_clip(name: str, clip: Path, corners, work: Path, before: Path | None = None) -> dict:
     from ray32.shot import probe
 
     info = probe(clip)
-    d = work / name
-    d.mkdir()
-    cold = run_variant(clip, d, corners, "de", "golden")
-    warm = run_variant(clip, d, corners, "us", "neon")
     res = {"clip": str(clip.relative_to(REPO)) if clip.is_relative_to(REPO) else clip.name,
-           "size": f"{info.width}x{info.height}", "frames": cold["frames"], "fps": str(info.fps),
-           "first_variant_cold": cold, "second_variant_warm_new_process": warm}
-    res["goal_qa_le_render"] = {"cold": cold["qa_over_render"] <= 1.0, "warm": warm["qa_over_render"] <= 1.0}
+           "size": f"{info.width}x{info.height}"}
+    # QA in two threads (the default) and on one, and the code before (--before), side by side, each with its
+    # own cache folder
+    for threads, code, tag in ((2, None, ""), (1, None, "_one_thread"), (1, before, "_before")):
+        if tag == "_before" and before is None:
+            continue
+        d = work / f"{name}{tag}"
+        d.mkdir()
+        cold = run_variant(clip, d, corners, "de", "golden", threads, code)
+        warm = run_variant(clip, d, corners, "us", "neon", threads, code)
+        res.update({"frames": cold["frames"], "fps": str(info.fps), f"first_variant_cold{tag}": cold,
+                    f"second_variant_warm_new_process{tag}": warm})
+        res[f"goal_qa_le_render{tag}"] = {"cold": cold["qa_over_render"] <= 1.0, "warm": warm["qa_over_render"] <= 1.0}
     print(json.dumps(res, indent=1), flush=True)
     return res
+
+
+def previous(path: Path) -> dict | None:
+    """The key figures of the results file this run replaces (its commit and date, per clip and variant: QA and
+    render seconds, their ratio, QA's per-check seconds), so a run shows what it is compared with."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    out = {"machine": {k: old.get("machine", {}).get(k) for k in ("date", "git_commit")},
+           "load_before": old.get("results", {}).get("load_before")}
+    for clip in ("cup_640x480", "demo_1080p"):
+        for v, r in old.get("results", {}).get(clip, {}).items():
+            if isinstance(r, dict) and "qa_s" in r:
+                out.setdefault(clip, {})[v] = {k: r.get(k) for k in (
+                    "render_s", "render_cpu_s", "qa_s", "qa_cpu_s", "qa_over_render", "qa_over_render_cpu",
+                    "qa_fps", "qa_timings_s")}
+    return out
 
 
 def main() -> None:
@@ -199,20 +277,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="cup.mp4 only (no 1080p clip)")
     ap.add_argument("--out", default="qa_speed", help="result name under bench/results (default qa_speed)")
+    ap.add_argument("--before", metavar="COMMIT", help="also run the code of COMMIT (git archive into a temporary "
+                                                       "folder) side by side")
     args = ap.parse_args()
     from bench.machine import write_result
     from bench.shot_decode import make_clip
 
-    results = {"load_before": [round(x, 2) for x in os.getloadavg()], "samples": SAMPLES}
+    results = {"load_before": [round(x, 2) for x in os.getloadavg()], "samples": SAMPLES,
+               "previous_run": previous(REPO / "bench" / "results" / f"{args.out}.json")}
     with tempfile.TemporaryDirectory(prefix="ray32-bench-qa-speed-") as tmp:
         work = Path(tmp)
+        before = None
+        if args.before:
+            before = work / "before-code"
+            before.mkdir()
+            sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", args.before], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", sha], check=True, capture_output=True)
+            subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
+            results["before_commit"] = sha
         results["cup_640x480"] = measure_clip("cup", REPO / "tests" / "data" / "footage" / "cup.mp4", CUP_CORNERS,
-                                              work)
+                                              work, before)
         if not args.quick:
             clip = work / "hd.mp4"
             make_clip(clip, 2)  # 48 frames at 24 fps
             corners = [[(x + 0.5) * 2 - 0.5, (y + 0.5) * 2 - 0.5] for x, y in DEMO_CORNERS]
-            results["demo_1080p"] = measure_clip("hd", clip, corners, work)
+            results["demo_1080p"] = measure_clip("hd", clip, corners, work, before)
     results["load_after"] = [round(x, 2) for x in os.getloadavg()]
     results["profile"] = PROFILE
     results["note"] = ("Render = ray32.render.render_to_files (decode, label swap, grade through OpenColorIO, x264 "

@@ -5,7 +5,7 @@ chunk by chunk, and builds per chunk what the checks declare they need (``qa.che
 analysis size, the *intended reference* (the source with the market label swapped in and the variant's grade
 applied, made with the same ``ray32`` code the composite engine uses), the mask of the regions whose change is
 intended, consecutive-frame flows and steps, and full-size frames (kept only at the sampled indices). Memory is
-bounded by one chunk plus the samples.
+bounded by two chunks (the one measured and the next, made in a second thread) plus the samples.
 
 Source-side measurements (the source's flows and frame steps, warp residuals, edges, texture, face embeddings)
 do not depend on the variant: they are made once per shot and kept in ``cache`` (shared by the variants QA'd in
@@ -14,10 +14,17 @@ on disk in ``qa-source-<key>.pkl`` there, so a second variant in another process
 (``source_cache_key``) covers the shot's content and trim, the analysis parameters, the label's place (the
 region left out of whole-frame checks), ``SOURCE_CACHE_VERSION`` and the code of the modules that compute them.
 ``metrics_table`` makes one row per variant.
+
+QA uses two threads by default (``PARALLEL``; ``RAY32_QA_THREADS=1`` keeps it on one): the next batch is decoded,
+resized, its reference graded and its flows made while the checks measure the current batch, and the checks of
+the label's and face's region run beside the whole-frame checks. OpenCV, numpy, PyAV, OpenColorIO and dlib
+release the GIL in their loops, so a second core is used; the results are the same as on one thread
+(``tests/test_qa_speed.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -54,6 +61,9 @@ SOURCE_CACHE_VERSION = 1
 """Bump when what the source cache holds changes meaning (the code of the modules that fill it is keyed too)."""
 FLOW_CACHE_MB = 512
 """The source's flows (float16) are written to the disk cache only up to this size (about 40 s at 1080p)."""
+PARALLEL = os.environ.get("RAY32_QA_THREADS", "2") != "1"
+"""Whether QA runs in two threads (see the module docstring): the same numbers either way; ``RAY32_QA_THREADS=1``
+keeps QA on one thread."""
 _SOURCE_MODULES = ("qa.metrics", "qa.checks.motion", "qa.checks.temporal", "qa.checks.structure",
                    "qa.checks.identity")
 """The modules whose code computes source-side measurements: a change to any of them makes a new cache key."""
@@ -76,8 +86,10 @@ class VariantQA:
         label_reads: frame index -> (output label JPEG, intended label JPEG), both rectified from the label's
             place the way OCR read them, at up to ``LABEL_READS_SHOWN`` of the frames OCR read (the report's
             close-ups, beside the texts read).
-        timings: seconds spent per check, "decode+reference" (decoding, resizing, the reference, the masks),
-            "flows+steps" (optical flow and frame steps) and "source cache write".
+        timings: wall seconds spent per check, "decode+reference" (decoding, resizing, the reference, the
+            masks), "flows+steps" (optical flow and frame steps), "source cache write" and "thumbnails", each
+            measured in the thread that ran it (with ``parallel`` some of them overlap).
+        cpu_timings: the CPU seconds of the same stages (their thread's).
     """
 
     variant: str
@@ -91,6 +103,7 @@ class VariantQA:
     notes: list[str] = field(default_factory=list)
     judged_against: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_timings: dict[str, float] = field(default_factory=dict)
     label_reads: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
 
 
@@ -166,6 +179,65 @@ class _Frames:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+class _Ahead:
+    """An iterator run one item ahead in a second thread (decoding and OpenCV release the GIL, so the next item
+    is made while the caller works on the current one). At most two items live at a time: the next is begun
+    only once the caller has taken the current one. Errors come out of ``__next__``; ``close`` stops the thread
+    and closes the source iterator."""
+
+    _END = object()
+
+    def __init__(self, items: Iterator):
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue()
+        self._slots = threading.Semaphore(2)  # the item the caller holds and the one being made
+        self._taken = 0
+        self._stop = threading.Event()
+        self._items = items
+        self._thread = threading.Thread(target=self._run, name="qa-batches", daemon=True)
+        self._thread.start()
+
+    def _slot(self) -> bool:
+        while not self._stop.is_set():
+            if self._slots.acquire(timeout=0.05):
+                return True
+        return False
+
+    def _run(self) -> None:
+        try:
+            while self._slot():
+                item = next(self._items, self._END)
+                self._queue.put((True, item))
+                if item is self._END:
+                    return
+        except BaseException as ex:  # handed to the caller's thread
+            self._queue.put((False, ex))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._taken:
+            self._slots.release()  # the caller is done with the item it took before
+        self._taken += 1
+        ok, item = self._queue.get()
+        if not ok:
+            raise item
+        if item is self._END:
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _batches(src: Iterable, out: Iterable, size: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(first index, source frames, output frames) of at most ``size`` frames each, in step, until either ends."""
     s, o = _Frames(src), _Frames(out)
@@ -217,6 +289,9 @@ class Reference:
                 raise QaError(f"facts: the intended grade cannot be applied: {ex}") from ex
             parts.append("the source through the variant's grade")
         self.kind = " and ".join(parts) if parts else "the source"
+        import threading
+
+        self._lock = threading.Lock()  # the batches (a second thread) and the label check both make references
 
     @property
     def intended(self) -> bool:
@@ -226,6 +301,10 @@ class Reference:
         """The reference of ``image`` (frame ``i``, full size or a crop; ``corners`` of the label in its
         pixels, or None), as a new array."""
         img = np.array(image, copy=True)
+        with self._lock:
+            return self._make(i, img, corners)
+
+    def _make(self, i: int, img: np.ndarray, corners: np.ndarray | None) -> np.ndarray:
         if self.swapper is not None and corners is not None and np.all(np.isfinite(corners)):
             img = self.swapper.apply(img, corners, inplace=True,
                                      opacity=1.0 if self.alpha is None or i >= len(self.alpha) else self.alpha[i])
@@ -379,7 +458,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                    transfer: str = "bt709", primaries: str = "bt709", hdr: tuple[float, float] | None = None,
                    checks=CHECKS, progress: Callable[[int, int], None] | None = None,
                    source_cache: str | os.PathLike | None = None, source_key: str | None = None,
-                   face_boxes: np.ndarray | None = None) -> VariantQA:
+                   face_boxes: np.ndarray | None = None, parallel: bool | None = None) -> VariantQA:
     """Run every check on a source/output pair given as streams of frames.
 
     Args:
@@ -404,6 +483,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         hdr: (MaxCLL, MaxFALL) of an HDR output, measured by the caller.
         checks: the checks to run (default: all of ``qa.registry.CHECKS``).
         progress: ``progress(done, total)`` in frames.
+        parallel: make the next batch (decoding, the reference, flows) in a second thread while the checks
+            measure the current one, run the label's and face's checks beside the whole-frame checks, and make
+            the thumbnails while the checks finish (the same numbers either way); None: ``PARALLEL``.
 
     Returns:
         ``VariantQA``.
@@ -442,43 +524,73 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     states = {c.name: clip.state.setdefault(c.name, {}) for c in checks}
     kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     worst: dict[str, tuple[float, int, tuple[np.ndarray, ...]]] = {}  # metric -> (badness, frame, frames)
-    prev = None
-    done = 0
-    size = scale = None
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    try:
+    timings: dict[str, float] = {}  # wall seconds per stage (measured in the thread that ran it)
+    cpu: dict[str, float] = {}  # CPU seconds per stage (that thread's)
+    geometry: dict = {}  # "size", "scale": the analysis size, set from the first batch
+
+    def prepared() -> Iterator[tuple[Batch, list]]:
+        """Decode, resize, make the reference and the masks, the flows and steps: one ``Batch`` per chunk (run
+        ahead of the checks in a second thread when ``parallel``)."""
+        import cv2
+
+        prev = prev_gray = None
+        clock, c0 = time.perf_counter(), time.thread_time()
         for first, src_full, out_raw in _batches(source, output, chunk_frames):
             s0, o0 = src_full[0], out_raw[0]
-            if size is None:
+            if not geometry:
                 size = fit_size(s0.shape[1], s0.shape[0], analysis_side)
-                scale = size[0] / s0.shape[1]
+                geometry.update(size=size, scale=size[0] / s0.shape[1])
                 clip.analysis_size, clip.full_size = size, (s0.shape[1], s0.shape[0])
                 if s0.shape[:2] != o0.shape[:2]:
                     clip.notes.append(f"output is {o0.shape[1]}x{o0.shape[0]}, source {s0.shape[1]}x{s0.shape[0]}: "
                                       "the output is resized to the source's size for the pixel comparisons")
+            size, scale = geometry["size"], geometry["scale"]
             idx = np.arange(first, first + len(src_full))
             out_full = out_raw if out_raw.shape[1:3] == src_full.shape[1:3] else \
                 np.stack([resize(o, (src_full.shape[2], src_full.shape[1])) for o in out_raw])
-            src = np.stack([resize(s, size) for s in src_full])
-            out = np.stack([resize(o, size) for o in out_full])
+            # Each array holds the previous batch's last frame first (what the pairs run over: ``Batch.seq``), the
+            # batch's own frames are views of it; grey frames are made once here for every check.
+            o0 = 0 if prev is None else 1
+            m = len(src_full)
             quads = [None if place is None else place.get(int(i)) for i in idx]
+            seqs = {w: np.empty((m + o0, size[1], size[0], 3), np.uint8) for w in ("src", "out")}
+            seqs["keep"] = np.empty((m + o0, size[1], size[0]), bool)
+            for k in range(m):
+                seqs["src"][o0 + k] = resize(src_full[k], size)
+                seqs["out"][o0 + k] = resize(out_full[k], size)
+                seqs["keep"][o0 + k] = _keep_mask(size, quads[k], scale)
             if reference.intended:
-                ref = np.stack([reference(int(i), s, None if q is None else q * scale)
-                                for i, s, q in zip(idx, src, quads)])
+                seqs["ref"] = np.empty_like(seqs["src"])
+                for k, i in enumerate(idx):
+                    q = quads[k]
+                    seqs["ref"][o0 + k] = reference(int(i), seqs["src"][o0 + k], None if q is None else q * scale)
             else:
-                ref = src
-            keep = np.stack([_keep_mask(size, q, scale) for q in quads])
+                seqs["ref"] = seqs["src"]
+            grays = {w: np.empty(seqs[w].shape[:3], np.uint8) for w in ("src", "out", "ref")
+                     if w != "ref" or reference.intended}
+            if prev is not None:
+                for k, w in enumerate(("src", "out", "ref", "keep")):
+                    seqs[w][0] = prev[k]
+                for w in grays:
+                    grays[w][0] = prev_gray[w]
+            for w, g in grays.items():
+                for k in range(o0, m + o0):
+                    cv2.cvtColor(seqs[w][k], cv2.COLOR_RGB2GRAY, dst=g[k])
+            grays.setdefault("ref", grays["src"])
+            src, out, ref, keep = (seqs[w][o0:] for w in ("src", "out", "ref", "keep"))
             for k, i in enumerate(idx):
                 if int(i) in picks:  # copies: a view would keep the decoder's whole chunk alive
                     kept[int(i)] = (src_full[k].copy(), out_full[k].copy(), ref[k].copy())
             batch = Batch(first=int(first), index=idx, src=src, out=out, ref=ref, keep=keep, src_full=src_full,
-                          out_full=out_full, prev=prev, clip=clip, state={}, ref_is_src=not reference.intended)
-            now = time.perf_counter()
-            timings["decode+reference"] = timings.get("decode+reference", 0.0) + now - clock
-            clock = now
+                          out_full=out_full, prev=prev, clip=clip, state={}, ref_is_src=not reference.intended,
+                          seqs=seqs, grays=grays)
+            now, c1 = time.perf_counter(), time.thread_time()
+            _add(timings, "decode+reference", now - clock)
+            _add(cpu, "decode+reference", c1 - c0)
+            clock, c0 = now, c1
             if pairs:
-                src_seq, out_seq, ref_seq, keep_seq = (batch.seq(w) for w in ("src", "out", "ref", "keep"))
+                src_seq, out_seq, ref_seq = (batch.gray_seq(w) for w in ("src", "out", "ref"))
+                keep_seq = batch.seq("keep")
                 batch.pair_first = int(first) if prev is not None else int(first) + 1
                 pk = ("src_pairs", batch.pair_first, len(src_seq), size, inv)
                 if pk not in cache:  # float16: what the disk cache keeps, so cold and warm measure the same
@@ -487,38 +599,109 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 batch.out_flows = dis_flows(out_seq, normalise=inv)
                 batch.out_steps = steps(out_seq, keep_seq)
                 batch.ref_steps = batch.src_steps if batch.ref_is_src or inv else steps(ref_seq, keep_seq)
-            now = time.perf_counter()
-            timings["flows+steps"] = timings.get("flows+steps", 0.0) + now - clock
-            clock = now
+            _add(timings, "flows+steps", time.perf_counter() - clock)
+            _add(cpu, "flows+steps", time.thread_time() - c0)
+            prev = (src[-1], out[-1], ref[-1], keep[-1])
+            prev_gray = {w: g[-1] for w, g in grays.items()}
+            yield batch, quads
+            clock, c0 = time.perf_counter(), time.thread_time()
+
+    done = 0
+    parallel = PARALLEL if parallel is None else parallel
+    # The checks of a batch in two groups, the label's and face's region and the whole frame, the second group in
+    # a second thread; tables and worst frames are gathered in the declared order, so the results are the same.
+    groups = [[c for c in streamed if c.region is not None], [c for c in streamed if c.region is None]]
+    groups = [g for g in groups if g] if parallel else [streamed]
+    pool = None
+    if len(groups) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(len(groups) - 1, thread_name_prefix="qa-checks")
+
+    def run_checks(batch: Batch, group: list) -> dict:
+        found = {}
+        for c in group:
+            if "pairs" in c.needs and (batch.src_flows is None or len(batch.src_flows) == 0):
+                continue
+            t0, c0 = time.perf_counter(), time.thread_time()
+            found[c.name] = c.measure(dataclasses.replace(batch, state=states[c.name]))
+            _add(timings, c.name, time.perf_counter() - t0)
+            _add(cpu, c.name, time.thread_time() - c0)
+        return found
+
+    batches = _Ahead(prepared()) if parallel else prepared()
+    try:
+        for batch, quads in batches:
+            others = [pool.submit(run_checks, batch, g) for g in groups[1:]] if pool else []
+            found = run_checks(batch, groups[0])
+            for f in others:
+                found.update(f.result())
             for c in streamed:
-                if "pairs" in c.needs and (batch.src_flows is None or len(batch.src_flows) == 0):
-                    continue
-                batch.state = states[c.name]
-                t = c.measure(batch)
+                t = found.get(c.name)
                 if t is not None and not t.empty:
                     tables[c.name].append(t)
                     _keep_worst(worst, c, t, batch, quads, reference)
-                clock, now = time.perf_counter(), clock
-                timings[c.name] = timings.get(c.name, 0.0) + clock - now
-            prev = (src[-1], out[-1], ref[-1], keep[-1])
-            done += len(idx)
+            done += len(batch.index)
             if progress:
                 progress(done, n)
     finally:
+        batches.close()
+        if pool is not None:
+            pool.shutdown()
         reference.close()
-    if disk is not None and len(cache) + len(cache.get("src_faces", {})) != known:
-        t0 = time.perf_counter()
-        _save_source_cache(disk, cache)
-        timings["source cache write"] = time.perf_counter() - t0
     clip.samples = kept
+
+    def save() -> None:
+        if disk is not None and len(cache) + len(cache.get("src_faces", {})) != known:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            _save_source_cache(disk, cache)
+            timings["source cache write"] = time.perf_counter() - t0
+            cpu["source cache write"] = time.thread_time() - c0
+
+    def thumbnails() -> dict[int, tuple[bytes, ...]]:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        thumbs = {}
+        for i in sorted(kept):
+            s, o, r = kept[i]
+            thumbs[i] = (jpeg(s), jpeg(o), jpeg(r)) if reference.intended else (jpeg(s), jpeg(o))
+        for _, i, fr in worst.values():
+            if i not in thumbs:
+                thumbs[i] = tuple(jpeg(f) for f in fr)
+        timings["thumbnails"], cpu["thumbnails"] = time.perf_counter() - t0, time.thread_time() - c0
+        return thumbs
+
+    # The report's thumbnails and the source cache's file are made in a second thread while the checks finish
+    # (OCR); the finishes read the source cache, none writes it.
+    if parallel:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="qa-finish") as ex:
+            later = ex.submit(lambda: (save(), thumbnails())[1])
+            summary, frames, judged_against = _finish_checks(checks, tables, clip, timings, cpu)
+            thumbs = later.result()
+    else:
+        save()
+        summary, frames, judged_against = _finish_checks(checks, tables, clip, timings, cpu)
+        thumbs = thumbnails()
+    judged_against["reference"] = judge.against(reference.kind)
+    return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=frames, fps=Fraction(fps),
+                     frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=clip.notes,
+                     judged_against=judged_against, timings={k: round(v, 3) for k, v in timings.items()},
+                     cpu_timings={k: round(v, 3) for k, v in cpu.items()},
+                     label_reads=_label_reads(frames, clip.state.get("label", {}).get("rects", {})))
+
+
+def _finish_checks(checks, tables: dict, clip: Clip, timings: dict, cpu: dict):
+    """Every check's ``finish``: (summary, the per-frame table of all checks, what each judged against)."""
     summary: dict[str, float] = {}
     per_frame = []
     judged_against = {}
     for c in checks:
         t = pd.concat(tables[c.name]) if tables[c.name] else pd.DataFrame()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         res = c.finish(t, clip)
         timings[f"{c.name}.finish"] = time.perf_counter() - t0
+        cpu[f"{c.name}.finish"] = time.thread_time() - c0
         summary.update(res.summary)
         if not res.frames.empty:
             per_frame.append(res.frames)
@@ -528,18 +711,11 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         frames = frames.loc[:, ~frames.columns.duplicated()]
     frames = frames.sort_index()
     frames.index.name = "frame"
-    thumbs = {}
-    for i in sorted(kept):
-        s, o, r = kept[i]
-        thumbs[i] = (jpeg(s), jpeg(o), jpeg(r)) if reference.intended else (jpeg(s), jpeg(o))
-    for _, i, fr in worst.values():
-        if i not in thumbs:
-            thumbs[i] = tuple(jpeg(f) for f in fr)
-    judged_against["reference"] = judge.against(reference.kind)
-    return VariantQA(variant=facts.variant, facts=facts, summary=summary, frames=frames, fps=Fraction(fps),
-                     frame_count=source_count, thumbs=thumbs, keyframes=sorted(guides), notes=clip.notes,
-                     judged_against=judged_against, timings={k: round(v, 3) for k, v in timings.items()},
-                     label_reads=_label_reads(frames, clip.state.get("label", {}).get("rects", {})))
+    return summary, frames, judged_against
+
+
+def _add(d: dict, key: str, v: float) -> None:
+    d[key] = d.get(key, 0.0) + v
 
 
 def _keep_worst(worst: dict, check, table: pd.DataFrame, batch: Batch, quads: list, reference) -> None:
@@ -638,7 +814,7 @@ def track_dict(track) -> tuple[dict, dict | None]:
 def measure(source, output, facts: Facts, *, label_track=None, samples: int = SAMPLES,
             analysis_side: int = ANALYSIS_SIDE, cache: dict | None = None,
             source_cache: str | os.PathLike | None = None, face_boxes: np.ndarray | None = None,
-            progress: Callable[[int, int], None] | None = None) -> VariantQA:
+            progress: Callable[[int, int], None] | None = None, parallel: bool | None = None) -> VariantQA:
     """Probe and decode a source and an output clip and run every check: the one measuring path of
     ``ray32 qa`` and of the campaign run.
 
@@ -654,6 +830,7 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
             campaign run passes the prepared shot's cache folder), or None.
         face_boxes: the source's face boxes from the shot's preparation (``Prepared.face_boxes``), or None.
         progress: ``progress(done, total)`` in frames.
+        parallel: see ``measure_frames`` (None: ``PARALLEL``).
 
     Returns:
         ``VariantQA`` (with ``max_cll_nits``/``max_fall_nits`` for HDR output).
@@ -708,7 +885,8 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
                           label_track=track, label_score=score, artwork=artwork, identity_reference=reference,
                           guides=guides, samples=samples, analysis_side=analysis_side, cache=cache,
                           transfer=src_info.color_transfer, primaries=src_info.color_primaries, hdr=hdr,
-                          progress=progress, source_cache=source_cache, source_key=skey, face_boxes=face_boxes)
+                          progress=progress, source_cache=source_cache, source_key=skey, face_boxes=face_boxes,
+                          parallel=parallel)
 
 
 measure_clips = measure

@@ -164,6 +164,9 @@ class Batch:
         src_steps, out_steps, ref_steps: (m,) mean absolute grey change between those frames.
         clip: the ``Clip`` (facts, fps, label track, artwork ...). state: this check's dict, kept between batches.
         ref_is_src: nothing is intended (no grade, no swap): ``ref`` is the source itself.
+        seqs: "src", "out", "ref", "keep" with the previous frame first (what ``seq`` returns), when the measuring
+            path made them (``src`` ... are then views of them); None: ``seq`` joins them.
+        grays: "src", "out", "ref": the grey frames of ``seq`` (``gray_seq``), when the measuring path made them.
     """
 
     first: int
@@ -184,13 +187,30 @@ class Batch:
     ref_steps: np.ndarray | None = None
     pair_first: int = 1
     ref_is_src: bool = False
+    seqs: dict | None = None
+    grays: dict | None = None
 
     def seq(self, which: str) -> np.ndarray:
         """The analysis-size frames of ``which`` ("src", "out", "ref", "keep") with the previous frame first
         (the frames the pairs run over)."""
+        if self.seqs is not None and which in self.seqs:
+            return self.seqs[which]
         k = ("src", "out", "ref", "keep").index(which)
         cur = getattr(self, which)
         return cur if self.prev is None else np.concatenate([self.prev[k][None], cur])
+
+    def gray_seq(self, which: str) -> np.ndarray:
+        """``seq(which)`` ("src", "out", "ref") as grey frames (n, h, w) uint8, made once per batch."""
+        if self.grays is not None and which in self.grays:
+            return self.grays[which]
+        import cv2
+
+        return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in self.seq(which)])
+
+    def gray(self, which: str) -> np.ndarray:
+        """The batch's own grey frames of ``which`` (without the previous frame)."""
+        g = self.gray_seq(which)
+        return g if self.prev is None else g[1:]
 
 
 @dataclass

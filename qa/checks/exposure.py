@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
-from qa.checks.geometry import gray
+from qa.checks.geometry import gray, masked_share
 from qa.facts import grade_invariant, pixel_reference
 
 BLANK_STD = 3.0
@@ -85,12 +85,13 @@ def measure(batch: Batch) -> pd.DataFrame:
     if batch.clip.grade_invariant:
         return _measure_invariant(batch)
     rows = []
-    for r, o, keep in zip(batch.ref, batch.out, batch.keep):
-        gr, go = gray(r)[keep], gray(o)[keep]
-        rows.append({"clipped_out": float((go >= CLIP_LEVEL).mean()), "clipped_ref": float((gr >= CLIP_LEVEL).mean()),
-                     "crushed_out": float((go <= CRUSH_LEVEL).mean()), "crushed_ref": float((gr <= CRUSH_LEVEL).mean()),
-                     "clipped_excess": float(((go >= CLIP_LEVEL) & (gr < CLIP_LEVEL - LEVEL_TOLERANCE)).mean()),
-                     "crushed_excess": float(((go <= CRUSH_LEVEL) & (gr > CRUSH_LEVEL + LEVEL_TOLERANCE)).mean()),
+    for r, o, gr, go, keep in zip(batch.ref, batch.out, batch.gray("ref"), batch.gray("out"), batch.keep):
+        # shares of the judged pixels (keep), counted without gathering them
+        clip_o, clip_r, crush_o, crush_r = go >= CLIP_LEVEL, gr >= CLIP_LEVEL, go <= CRUSH_LEVEL, gr <= CRUSH_LEVEL
+        rows.append({"clipped_out": masked_share(clip_o, keep), "clipped_ref": masked_share(clip_r, keep),
+                     "crushed_out": masked_share(crush_o, keep), "crushed_ref": masked_share(crush_r, keep),
+                     "clipped_excess": masked_share(clip_o & (gr < CLIP_LEVEL - LEVEL_TOLERANCE), keep),
+                     "crushed_excess": masked_share(crush_o & (gr > CRUSH_LEVEL + LEVEL_TOLERANCE), keep),
                      "colour_shift": colour_shift(r, o, keep)})
     return frame_table(rows, [int(i) for i in batch.index])
 

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
-from qa.checks.geometry import gray, norm_gray
+from qa.checks.geometry import gray, masked_mean, norm_gray
 
 MOVING_PX = 0.25
 """Source motion (mean flow length, px at the analysis size) above which step ratios are judged."""
@@ -73,7 +73,7 @@ def steps(frames: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
     out = []
     for k in range(len(frames) - 1):
         d = np.abs(g[k + 1] - g[k])
-        out.append(float(d[keep[k + 1]].mean()) if keep is not None and keep[k + 1].any() else float(d.mean()))
+        out.append(masked_mean(d, keep[k + 1]) if keep is not None and keep[k + 1].any() else float(d.mean()))
     return np.array(out)
 
 
@@ -130,7 +130,7 @@ def measure(batch: Batch) -> pd.DataFrame:
     import cv2
 
     keep = batch.seq("keep")
-    src = batch.seq("src")
+    src = batch.gray_seq("src")  # textured() and the backward flow need only the grey frames
     cache = batch.clip.cache
     inv = batch.clip.grade_invariant
     noise = cache.get(("step_noise", src.shape[1:3], inv))
@@ -144,13 +144,13 @@ def measure(batch: Batch) -> pd.DataFrame:
         if kk.mean() < 0.005:  # hardly any texture: judge the flow everywhere outside the label
             kk = keep[k + 1]
         d = batch.out_flows[k] - batch.src_flows[k]
-        epe = cv2.magnitude(d[..., 0], d[..., 1])[kk]
-        mag = cv2.magnitude(batch.src_flows[k][..., 0], batch.src_flows[k][..., 1])[kk]
-        row = {"src_motion_px": float(mag.mean()) if mag.size else 0.0,
-               "flow_error_px": float(epe.mean()) if epe.size else float("nan")}
+        judged_any = bool(kk.any())
+        epe = masked_mean(cv2.magnitude(d[..., 0], d[..., 1]), kk)
+        mag = masked_mean(cv2.magnitude(batch.src_flows[k][..., 0], batch.src_flows[k][..., 1]), kk)
+        row = {"src_motion_px": mag if judged_any else 0.0, "flow_error_px": epe}
         if inv:  # grade-invariant: a frame's step is its flow's mean length
-            out_mag = cv2.magnitude(batch.out_flows[k][..., 0], batch.out_flows[k][..., 1])[kk]
-            row.update(src_step=row["src_motion_px"], out_step=float(out_mag.mean()) if out_mag.size else 0.0,
+            out_mag = masked_mean(cv2.magnitude(batch.out_flows[k][..., 0], batch.out_flows[k][..., 1]), kk)
+            row.update(src_step=row["src_motion_px"], out_step=out_mag if judged_any else 0.0,
                        ref_step=row["src_motion_px"])
         else:
             row.update(src_step=float(batch.src_steps[k]), out_step=float(batch.out_steps[k]),

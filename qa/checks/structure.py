@@ -161,10 +161,10 @@ def measure(batch: Batch) -> pd.DataFrame:
         return _measure_invariant(batch)
     rows = []
     for k, es, prev_edges in _source_series(batch, "src_edges", edge_map):
-        er = es if batch.ref_is_src else edge_map(batch.ref[k])
+        er = es if batch.ref_is_src else edge_map(batch.gray("ref")[k])
         keep = batch.keep[k]
         noise = np.nan if prev_edges is None else 1.0 - edge_similarity(prev_edges, es, keep=keep)
-        rows.append({"edge_similarity": edge_similarity(er, edge_map(batch.out[k]), keep=keep),
+        rows.append({"edge_similarity": edge_similarity(er, edge_map(batch.gray("out")[k]), keep=keep),
                      "src_edge_change": noise})
     return frame_table(rows, [int(i) for i in batch.index])
 

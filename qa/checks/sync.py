@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
-from qa.checks.geometry import gray
 
 CHANGE = 4.0
 """Grey levels (analysis size, unblurred) by which the reference must change between two frames for a pixel to
@@ -50,8 +49,8 @@ def _mse(a: np.ndarray, b: np.ndarray) -> float:
 def measure(batch: Batch) -> pd.DataFrame:
     if batch.clip.grade_invariant:
         return frame_table([], [])
-    ref = [gray(f).astype(np.float32) for f in batch.seq("ref")]
-    out = [gray(f).astype(np.float32) for f in batch.seq("out")]
+    ref = batch.gray_seq("ref").astype(np.float32)
+    out = batch.gray_seq("out").astype(np.float32)
     keep = batch.seq("keep")
     first = batch.first - (0 if batch.prev is None else 1)
     rows, index = [], []

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
-from qa.checks.geometry import gray
+from qa.checks.geometry import gray, masked_mean
 from qa.facts import grade_invariant, pixel_reference
 
 TREND = 7
@@ -44,7 +44,8 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def warp_residual(a: np.ndarray, b: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Absolute grey error (h, w) float32 between frame ``b`` and frame ``a`` warped along ``flow`` (a -> b)."""
+    """Absolute grey error (h, w) float32 between frame ``b`` and frame ``a`` (RGB or grey) warped along ``flow``
+    (a -> b)."""
     import cv2
 
     yy, xx = _grid(*flow.shape[:2])
@@ -57,7 +58,7 @@ def warp_residual(a: np.ndarray, b: np.ndarray, flow: np.ndarray) -> np.ndarray:
 def _masked_mean(err: np.ndarray, keep: np.ndarray) -> float:
     m = keep.copy()
     m[:BORDER], m[-BORDER:], m[:, :BORDER], m[:, -BORDER:] = False, False, False, False
-    return float(err[m].mean()) if m.any() else float("nan")
+    return masked_mean(err, m)
 
 
 def warp_error(a: np.ndarray, b: np.ndarray, flow: np.ndarray, keep: np.ndarray | None = None) -> float:
@@ -106,7 +107,8 @@ def _finish_invariant(table: pd.DataFrame) -> CheckResult:
 def measure(batch: Batch) -> pd.DataFrame:
     if batch.clip.grade_invariant:
         return _measure_invariant(batch)
-    src, out, ref, keep = (batch.seq(k) for k in ("src", "out", "ref", "keep"))
+    src, out, ref = (batch.gray_seq(k) for k in ("src", "out", "ref"))  # grey: what the warp error is made on
+    keep = batch.seq("keep")
     cache = batch.clip.cache
     rows = []
     for k in range(len(batch.src_flows)):
@@ -118,9 +120,9 @@ def measure(batch: Batch) -> pd.DataFrame:
         er = es if batch.ref_is_src else warp_error(ref[k], ref[k + 1], batch.src_flows[k], keep[k + 1])
         eo = warp_error(out[k], out[k + 1], batch.out_flows[k], keep[k + 1])
         kk = keep[k + 1]
-        ms = [float(gray(f)[kk].mean()) for f in (src[k], src[k + 1])]
-        mr = [float(gray(f)[kk].mean()) for f in (ref[k], ref[k + 1])]
-        mo = [float(gray(f)[kk].mean()) for f in (out[k], out[k + 1])]
+        ms = [masked_mean(f, kk) for f in (src[k], src[k + 1])]
+        mr = [masked_mean(f, kk) for f in (ref[k], ref[k + 1])]
+        mo = [masked_mean(f, kk) for f in (out[k], out[k + 1])]
         rows.append({"warp_error_src": es, "warp_error_ref": er, "warp_error_out": eo, "flicker": eo - er,
                      "luma_jump": abs((mo[1] - mo[0]) - (mr[1] - mr[0])), "src_luma_step": abs(ms[1] - ms[0])})
     return frame_table(rows, list(range(batch.pair_first, batch.pair_first + len(rows))))

@@ -1,0 +1,91 @@
+"""QA in two threads measures exactly what QA on one thread does (issue 11, item 8: the speed comes from running
+the next batch's decoding, reference and flows beside the checks, and the label's checks beside the whole-frame
+checks, not from measuring less), errors in either thread reach the caller, and the masked means that replaced
+gathering the judged pixels agree with numpy. The speed itself is measured by ``bench/qa_speed.py``."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from qa.checks.base import Check
+from qa.checks.geometry import masked_mean, masked_share
+from qa.facts import Facts
+from qa.metrics import measure_frames
+from qa.registry import CHECKS
+from tests.footage_util import LIGHTING
+from tests.qa_data import MARKET, build, frames
+
+N = 14
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = build(tmp_path_factory.getbasetemp() / "qa_demo")
+    d["src"], d["out"] = frames(d["source"])[:N], frames(d["good"])[:N]
+    d["art"] = np.asarray(Image.open(d["artwork"]).convert("RGB"))
+    return d
+
+
+def _run(d, out, parallel, checks=CHECKS, source=None):
+    facts = Facts(variant="t", label={"text": " ".join(MARKET), "track": None}, grade=LIGHTING["golden"])
+    return measure_frames(source if source is not None else [d["src"]], [out], facts, fps=Fraction(24),
+                          source_count=N, output_count=N, label_track={i: d["track"][i] for i in range(N)},
+                          artwork=d["art"], samples=3, chunk_frames=4, parallel=parallel, checks=checks)
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def test_two_threads_measure_exactly_what_one_does(data):
+    # a flicker on frames 6-7 (inside the third batch of 4) so that the figures are not all quiet
+    out = data["out"].copy()
+    out[6:8] = np.clip(out[6:8].astype(int) + 18, 0, 255).astype(np.uint8)
+    one, two = _run(data, out, False), _run(data, out, True)
+    assert one.summary.keys() == two.summary.keys()
+    assert [k for k in one.summary if not _same(one.summary[k], two.summary[k])] == []
+    assert one.frames.equals(two.frames)
+    assert one.thumbs == two.thumbs and one.notes == two.notes
+    assert one.summary["flicker_max"] > 5           # the flicker was measured, on both
+    assert one.summary["label_frames"] == N         # every frame's label judged
+    assert "label" in two.cpu_timings and "decode+reference" in two.timings
+
+
+def _boom(batch):
+    raise RuntimeError("check exploded")
+
+
+BOOM = Check(name="boom", needs=frozenset({"frames"}), metrics=(), finish=lambda t, c: None, measure=_boom)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_an_error_in_a_check_or_in_decoding_reaches_the_caller(data, parallel):
+    with pytest.raises(RuntimeError, match="check exploded"):   # a whole-frame check: the second thread
+        _run(data, data["out"], parallel, checks=(*CHECKS, BOOM))
+
+    def broken():
+        yield data["src"][:4]
+        raise OSError("source went away")
+
+    with pytest.raises(OSError, match="source went away"):      # decoding: the batch thread
+        _run(data, data["out"], parallel, source=broken())
+
+
+def test_masked_means_agree_with_numpy():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        h, w = rng.integers(20, 300, 2)
+        g = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        keep = rng.random((h, w)) > rng.random()
+        if not keep.any():
+            continue
+        assert masked_mean(g, keep) == float(g[keep].mean())                   # exact for uint8
+        assert masked_share(g > 200, keep) == float((g > 200)[keep].mean())    # exact
+        f = (rng.random((h, w)) * 40).astype(np.float32)
+        assert masked_mean(f, keep) == pytest.approx(float(f[keep].mean()), rel=1e-6)
+    assert math.isnan(masked_mean(g, np.zeros_like(keep))) and math.isnan(masked_share(g > 0, np.zeros_like(keep)))
