@@ -184,7 +184,7 @@ def verdicts(results: list, table: pd.DataFrame | None = None) -> dict[str, Verd
 
 
 def not_judged(qa) -> list[str]:
-    """The judged metrics this variant could not measure (NaN), e.g. no face in the source."""
+    """The judged metrics this variant could not measure (NaN), e.g. no face in the source. An SDR output has no
+    MaxCLL at all (the hdr check leaves it out of the summary), so it is not listed."""
     return [k for k in variant_bounds(qa) if k in qa.summary and isinstance(qa.summary[k], float)
             and math.isnan(qa.summary[k])]
-    # (an SDR output has no MaxCLL at all: the hdr check leaves it out of the summary, so it is not listed)

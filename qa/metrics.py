@@ -106,6 +106,13 @@ class VariantQA:
     cpu_timings: dict[str, float] = field(default_factory=dict)
     label_reads: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
 
+    def __setstate__(self, state: dict) -> None:
+        # a VariantQA pickled by an older version (a render's qa file in the cache) lacks the newer fields
+        for f in dataclasses.fields(self):
+            if f.name not in state and f.default_factory is not dataclasses.MISSING:
+                state[f.name] = f.default_factory()
+        self.__dict__.update(state)
+
 
 LABEL_READS_SHOWN = 6
 """At most this many label close-ups per variant in the report (spread over the frames OCR read; the failing
@@ -417,7 +424,12 @@ def _load_source_cache(path: Path) -> dict:
 
 
 def _save_source_cache(path: Path, data: dict) -> None:
-    """Write ``data`` atomically; the source's flows only while they fit in FLOW_CACHE_MB."""
+    """Write ``data`` atomically; the source's flows only while they fit in FLOW_CACHE_MB.
+
+    A campaign run QAs several variants of one shot in threads that share ``data``: it is copied first (copying
+    a dict does not let another thread in), nested dicts too, so another variant adding a face embedding while
+    this one pickles cannot break the write ("dictionary changed size during iteration")."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in list(data.items())}
     flows = sum(v[0].nbytes for k, v in data.items() if isinstance(k, tuple) and k[0] == "src_pairs")
     if flows > FLOW_CACHE_MB * 2**20:
         data = {k: v for k, v in data.items() if not (isinstance(k, tuple) and k[0] == "src_pairs")}
@@ -601,8 +613,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 batch.ref_steps = batch.src_steps if batch.ref_is_src or inv else steps(ref_seq, keep_seq)
             _add(timings, "flows+steps", time.perf_counter() - clock)
             _add(cpu, "flows+steps", time.thread_time() - c0)
-            prev = (src[-1], out[-1], ref[-1], keep[-1])
-            prev_gray = {w: g[-1] for w, g in grays.items()}
+            # copies, not views: a view would keep the whole previous batch alive
+            prev = tuple(np.array(a[-1]) for a in (src, out, ref, keep))
+            prev_gray = {w: np.array(g[-1]) for w, g in grays.items()}
             yield batch, quads
             clock, c0 = time.perf_counter(), time.thread_time()
 
@@ -611,7 +624,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     # The checks of a batch in two groups, the label's and face's region and the whole frame, the second group in
     # a second thread; tables and worst frames are gathered in the declared order, so the results are the same.
     groups = [[c for c in streamed if c.region is not None], [c for c in streamed if c.region is None]]
-    groups = [g for g in groups if g] if parallel else [streamed]
+    groups = ([g for g in groups if g] or [[]]) if parallel else [streamed]  # [[]]: no streamed check chosen
     pool = None
     if len(groups) > 1:
         from concurrent.futures import ThreadPoolExecutor

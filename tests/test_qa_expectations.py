@@ -186,6 +186,8 @@ def test_not_judged_lists_what_could_not_be_measured_not_what_does_not_apply():
     labelled = VariantQA("l", Facts(variant="l", label={"text": "AQUA", "truth": "x.json"},
                                     keyframes=[{"time": 0.5, "guide": "g.png"}]), summary, pd.DataFrame(),
                          Fraction(24), 72)
+    off = VariantQA("off", Facts(variant="off", identity={"check": False}), summary, pd.DataFrame(), Fraction(24), 72)
+    assert not_judged(off) == []                        # identity switched off in the facts: does not apply
     nj = not_judged(labelled)
     assert "label_similarity_min" in nj and "keyframe_ssim_min" in nj      # they apply here and were not measured
     # verdicts: a label metric failing on a variant without a label is not its failure

@@ -89,3 +89,31 @@ def test_masked_means_agree_with_numpy():
         f = (rng.random((h, w)) * 40).astype(np.float32)
         assert masked_mean(f, keep) == pytest.approx(float(f[keep].mean()), rel=1e-6)
     assert math.isnan(masked_mean(g, np.zeros_like(keep))) and math.isnan(masked_share(g > 0, np.zeros_like(keep)))
+
+
+def test_only_whole_clip_checks_chosen_runs_on_two_threads_too(data):
+    """No streamed check selected (timing alone): the two-thread path has no group of checks to run per batch."""
+    from qa.checks import timing
+
+    one = _run(data, data["out"], False, checks=(timing.CHECK,))
+    two = _run(data, data["out"], True, checks=(timing.CHECK,))
+    assert one.summary == two.summary and two.summary["frame_count_delta"] == 0
+
+
+def test_a_variant_qa_pickled_before_newer_fields_loads_with_their_defaults(data):
+    """A render's QA file in the cache, pickled by an older version (no label_reads, no cpu_timings), loads and
+    renders in the report."""
+    import pickle
+
+    from qa.expectations import verdicts
+    from qa.report import render_report
+
+    qa = _run(data, data["out"], False)
+    state = dict(qa.__dict__)
+    del state["label_reads"], state["cpu_timings"]
+    old = object.__new__(type(qa))
+    old.__dict__.update(state)
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.label_reads == {} and loaded.cpu_timings == {}
+    assert "label_reads={}" in repr(loaded)                     # repr reads every field
+    assert "data-variant=\"t\"" in render_report([loaded], verdicts([loaded]))

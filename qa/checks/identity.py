@@ -297,7 +297,7 @@ def source_identity_noise(src_faces: Mapping[int, tuple | None]) -> float:
 
 def finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
     res = _summarise(table)
-    src = clip.cache.get("src_faces", {})
+    src = dict(clip.cache.get("src_faces", {}))  # a copy: other variants' threads may add to the shared cache
     judged = set(int(i) for i in table.index) if not table.empty else set()
     res.summary["source_identity_noise"] = source_identity_noise({i: f for i, f in src.items() if i in judged})
     if clip.facts.identity.check and res.summary["face_frames"] == 0:
@@ -317,6 +317,7 @@ def _lost(f):
 
 CHECK = Check(
     name="identity", needs=frozenset({"frames"}), finish=finish, measure=measure, region="face",
+    applies=lambda facts: facts.identity.check,
     about="the face on every few frames against the source's through the variant's grade (or the lock's "
           "reference), maximum and trend",
     metrics=(

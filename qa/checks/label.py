@@ -452,10 +452,13 @@ _artwork_reads: dict[tuple, str] = {}
 
 
 def artwork_text(artwork: np.ndarray, read: Callable[[np.ndarray], OcrResult] = read_text) -> str:
-    """OCR of the market artwork image itself, at its own size (once per artwork and reader in a process)."""
+    """OCR of the market artwork image itself, at its own size (with ``read_text``: once per artwork in a
+    process; another reader is not cached)."""
     import hashlib
 
-    key = (hashlib.sha1(np.ascontiguousarray(artwork).tobytes()).hexdigest(), artwork.shape, id(read))
+    if read is not read_text:
+        return read(np.ascontiguousarray(artwork[..., :3])).text
+    key = (hashlib.sha1(np.ascontiguousarray(artwork).tobytes()).hexdigest(), artwork.shape)
     if key not in _artwork_reads:
         _artwork_reads[key] = read(np.ascontiguousarray(artwork[..., :3])).text
     return _artwork_reads[key]
