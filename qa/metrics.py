@@ -718,7 +718,8 @@ def _finish_checks(checks, tables: dict, clip: Clip, timings: dict, cpu: dict):
         summary.update(res.summary)
         if not res.frames.empty:
             per_frame.append(res.frames)
-        judged_against[c.name] = c.describe(clip)
+        if c.applies is None or c.applies(clip.facts):  # the report lists what was judged, not what does not apply
+            judged_against[c.name] = c.describe(clip)
     frames = pd.concat(per_frame, axis=1) if per_frame else pd.DataFrame()
     if not frames.empty and frames.columns.duplicated().any():
         frames = frames.loc[:, ~frames.columns.duplicated()]

@@ -47,6 +47,7 @@ def test_cli_passes_the_clean_swap(data, tmp_path, capsys):
     verdict = json.loads((tmp_path / "r" / "verdict.json").read_text())
     assert (verdict["variant"], verdict["verdict"], verdict["reasons"], verdict["notes"]) == ("es-aqua", "pass", [], [])
     assert verdict["judged_against"]["reference"] == "the market artwork swapped onto the source's label"
+    assert "label" in verdict["judged_against"] and "keyframes" not in verdict["judged_against"]  # no guide images
     html = (tmp_path / "r" / "qa_report.html").read_text()
     assert 'data-variant="es-aqua"' in html and 'data-verdict="pass"' in html
     metrics = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
