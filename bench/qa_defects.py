@@ -281,13 +281,15 @@ def seed(p: dict, clean: np.ndarray, track, wrong_frames, faces_boxes, donor, gr
     raise ValueError(kind)
 
 
-def run(quick: bool, jobs: int = 1) -> dict:
+def run(quick: bool, jobs: int = 1, half: str | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="qa_defects_"))
     rng = np.random.default_rng(SEED)
     presets = PRESETS[2:] if quick else PRESETS
     markets = tuple(MARKETS)[:1] if quick else tuple(MARKETS)
     segs = segments(tmp, quick)
     plan = plan_defects(segs, presets, markets, {k: 1 for k in PER_KIND} if quick else PER_KIND, rng)
+    if half is not None:  # e.g. the calibration half alone, to check bounds there before the score half is seen
+        segs = [s for s in segs if s["half"] == half]
     ctx = {"tmp": tmp, "plan": plan, "presets": presets, "markets": markets, "t0": time.perf_counter()}
     rows: list = []
     timing = {"by_size": {}, "qa_by_check_s": {}}
@@ -553,13 +555,17 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (one clip segment each at a time)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: one segment and preset per set, one instance per kind")
+    ap.add_argument("--half", choices=("calibration", "score"),
+                    help="run one half of the split only (written to a temporary folder, not bench/results): "
+                         "'calibration' checks the bounds on the calibration clips without looking at the score clips")
     args = ap.parse_args()
     t0 = time.time()
-    res = run(args.quick, args.jobs)
+    res = run(args.quick, args.jobs, args.half)
     res["jobs"] = args.jobs
     res["wall_s"] = round(time.time() - t0, 1)
     # a smoke run's figures mean nothing: they go to a temporary folder, not bench/results
-    path = write_result("qa_defects_quick", res, tempfile.mkdtemp()) if args.quick else write_result("qa_defects", res)
+    path = write_result("qa_defects_quick", res, tempfile.mkdtemp()) if args.quick or args.half \
+        else write_result("qa_defects", res)
     print(path)
     print({k: v for k, v in res.items() if k in ("false_alarms", "goals", "speed", "wall_s")})
     for s in ("synthetic", "real", "both_sets"):
