@@ -281,7 +281,7 @@ def seed(p: dict, clean: np.ndarray, track, wrong_frames, faces_boxes, donor, gr
     raise ValueError(kind)
 
 
-def run(quick: bool, jobs: int = 1, half: str | None = None) -> dict:
+def run(quick: bool, jobs: int = 1, half: str | None = None, analysis_side: int | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="qa_defects_"))
     rng = np.random.default_rng(SEED)
     presets = PRESETS[2:] if quick else PRESETS
@@ -290,7 +290,8 @@ def run(quick: bool, jobs: int = 1, half: str | None = None) -> dict:
     plan = plan_defects(segs, presets, markets, {k: 1 for k in PER_KIND} if quick else PER_KIND, rng)
     if half is not None:  # e.g. the calibration half alone, to check bounds there before the score half is seen
         segs = [s for s in segs if s["half"] == half]
-    ctx = {"tmp": tmp, "plan": plan, "presets": presets, "markets": markets, "t0": time.perf_counter()}
+    ctx = {"tmp": tmp, "plan": plan, "presets": presets, "markets": markets, "t0": time.perf_counter(),
+           "measure_kw": {} if analysis_side is None else {"analysis_side": analysis_side}}
     rows: list = []
     timing = {"by_size": {}, "qa_by_check_s": {}}
     work = {s["name"]: sum(len(v) for k, v in plan.items() if k[0] == s["name"]) for s in segs}
@@ -410,7 +411,7 @@ def do_segment(seg: dict, ctx: dict) -> tuple[list, dict]:
                                          source=shot)["draft"]
                     t1 = time.perf_counter()
                     q = measure(shot, path, facts.model_copy(update={"variant": name}),
-                                label_track=prep.label_track, cache=cache)
+                                label_track=prep.label_track, cache=cache, **ctx["measure_kw"])
                 except Exception as ex:  # a crash is a finding, not the end of the run
                     rows.append({"set": seg["set"], "half": seg["half"], "segment": seg["name"], "preset": preset,
                                  "market": market, **p, "verdict": "error", "error": f"{type(ex).__name__}: {ex}"})
@@ -428,7 +429,7 @@ def do_segment(seg: dict, ctx: dict) -> tuple[list, dict]:
                              "identity_distance_trend": _num(q.summary.get("identity_distance_trend")),
                              "identity_distance_max": _num(q.summary.get("identity_distance_max")),
                              "not_judged_label_frames": q.summary.get("label_not_judged_frames"),
-                             "qa_s": round(qa_s, 2)})
+                             "bound_use": bound_use(q), "qa_s": round(qa_s, 2)})
                 for k, x in q.timings.items():
                     timing["qa_by_check_s"][k] = timing["qa_by_check_s"].get(k, 0.0) + x
                 if p["kind"] == "clean":
@@ -441,6 +442,23 @@ def do_segment(seg: dict, ctx: dict) -> tuple[list, dict]:
                       f"{'; '.join(sorted(v.failed))[:110]}", flush=True)
     return rows, timing
 
+
+
+def bound_use(q, top: int = 8) -> dict:
+    """How much of its bound each judged metric uses (value / max, or min / value: 1 = on the bound, above 1 =
+    failed; equality bounds such as fps_equal left out); the ``top`` closest, to show a clean render's margins."""
+    from qa.expectations import variant_bounds
+
+    use = {}
+    for m, (lo, hi) in variant_bounds(q).items():
+        v = q.summary.get(m)
+        if v is None or not np.isfinite(v) or (lo is not None and lo == hi):
+            continue
+        if hi is not None and hi > 0:
+            use[m] = float(v) / hi
+        elif lo is not None and lo > 0:
+            use[m] = lo / max(float(v), 1e-9)
+    return {m: round(u, 3) for m, u in sorted(use.items(), key=lambda kv: -kv[1])[:top]}
 
 
 def _num(x):
@@ -483,7 +501,8 @@ def summarise(rows: list[dict], timing: dict, quick: bool) -> dict:
             out["false_alarms"][f"{set_name}/{half}"] = {
                 **_rate(fa, len(clean)), "per_preset": per_preset,
                 "per_segment": {k: f"{v[0]}/{v[1]}" for k, v in per_segment.items()},
-                "metrics_failed": _count([m for r in clean if r["verdict"] == "fail" for m in r["failed"]])}
+                "metrics_failed": _count([m for r in clean if r["verdict"] == "fail" for m in r["failed"]]),
+                "bound_use_max": _worst_use(clean)}
     for set_name in ("synthetic", "real"):
         rec, prec = {}, {}
         fa = out["false_alarms"][f"{set_name}/score"]["k"]
@@ -543,6 +562,15 @@ def summarise(rows: list[dict], timing: dict, quick: bool) -> dict:
     return out
 
 
+def _worst_use(rows: list, top: int = 8) -> dict:
+    """Per metric, the most of its bound any of ``rows`` used (``bound_use``): the clean renders' margins."""
+    worst: dict = {}
+    for r in rows:
+        for m, u in r.get("bound_use", {}).items():
+            worst[m] = max(worst.get(m, 0.0), u)
+    return dict(sorted(worst.items(), key=lambda kv: -kv[1])[:top])
+
+
 def _count(items: list) -> dict:
     c: dict = {}
     for x in items:
@@ -558,14 +586,20 @@ def main() -> int:
     ap.add_argument("--half", choices=("calibration", "score"),
                     help="run one half of the split only (written to a temporary folder, not bench/results): "
                          "'calibration' checks the bounds on the calibration clips without looking at the score clips")
+    ap.add_argument("--analysis-side", type=int, metavar="PX",
+                    help="QA's analysis size for the whole-frame checks (default: qa.metrics.ANALYSIS_SIDE); another "
+                         "size goes to a temporary folder, not bench/results")
     args = ap.parse_args()
     t0 = time.time()
-    res = run(args.quick, args.jobs, args.half)
+    res = run(args.quick, args.jobs, args.half, args.analysis_side)
+    from qa.metrics import ANALYSIS_SIDE
+
+    res["analysis_side"] = args.analysis_side or ANALYSIS_SIDE
     res["jobs"] = args.jobs
     res["wall_s"] = round(time.time() - t0, 1)
     # a smoke run's figures mean nothing: they go to a temporary folder, not bench/results
     path = write_result("qa_defects_quick", res, tempfile.mkdtemp()) if args.quick or args.half \
-        else write_result("qa_defects", res)
+        or args.analysis_side else write_result("qa_defects", res)
     print(path)
     print({k: v for k, v in res.items() if k in ("false_alarms", "goals", "speed", "wall_s")})
     for s in ("synthetic", "real", "both_sets"):

@@ -50,7 +50,7 @@ from qa.registry import CHECKS
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_SIDE = 512
+ANALYSIS_SIDE = 256
 """Longest side of the frames flow, flicker, structure and exposure are measured on."""
 SAMPLES = 5
 """Frames (evenly spread, first and last included) OCR always reads (besides the frames where the per-frame label

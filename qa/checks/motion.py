@@ -36,8 +36,13 @@ import pandas as pd
 from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table, per_mode
 from qa.checks.geometry import gray, masked_mean, norm_gray
 
+PX_SIDE = 512
+"""Flow lengths (``flow_error_px``, ``src_motion_px`` and the bounds on them) are in pixels of the frame scaled to
+this longest side (never enlarged; ``px_unit``): the size they were calibrated at, whatever analysis size
+``qa.metrics.ANALYSIS_SIDE`` measures flow at (256 since issue 11's speed work: flows made at half that size read
+half as long, which would have loosened every px bound twofold)."""
 MOVING_PX = 0.25
-"""Source motion (mean flow length, px at the analysis size) above which step ratios are judged."""
+"""Source motion (mean flow length, px at ``PX_SIDE``) above which step ratios are judged."""
 TEXTURE = 40.0
 """Gradient magnitude (Sobel of the lightly blurred grey source) above which a pixel's flow is judged: on a
 flat wall optical flow is arbitrary (sensor and codec noise decide it) in the source and the output alike."""
@@ -126,9 +131,19 @@ def step_noise(src_steps: np.ndarray) -> float:
     return float(np.percentile(moving, 25)) if len(moving) else 0.0
 
 
+def px_unit(clip: Clip) -> float:
+    """Pixels at ``PX_SIDE`` per pixel of the analysis size (1 when the analysis size is that size)."""
+    from qa.checks.geometry import fit_size
+
+    if clip.full_size is None or clip.analysis_size is None:
+        return 1.0
+    return fit_size(*clip.full_size, PX_SIDE)[0] / clip.analysis_size[0]
+
+
 def measure(batch: Batch) -> pd.DataFrame:
     import cv2
 
+    unit = px_unit(batch.clip)
     keep = batch.seq("keep")
     src = batch.gray_seq("src")  # textured() and the backward flow need only the grey frames
     cache = batch.clip.cache
@@ -145,11 +160,11 @@ def measure(batch: Batch) -> pd.DataFrame:
             kk = keep[k + 1]
         d = batch.out_flows[k] - batch.src_flows[k]
         judged_any = bool(kk.any())
-        epe = masked_mean(cv2.magnitude(d[..., 0], d[..., 1]), kk)
-        mag = masked_mean(cv2.magnitude(batch.src_flows[k][..., 0], batch.src_flows[k][..., 1]), kk)
+        epe = masked_mean(cv2.magnitude(d[..., 0], d[..., 1]), kk) * unit
+        mag = masked_mean(cv2.magnitude(batch.src_flows[k][..., 0], batch.src_flows[k][..., 1]), kk) * unit
         row = {"src_motion_px": mag if judged_any else 0.0, "flow_error_px": epe}
         if inv:  # grade-invariant: a frame's step is its flow's mean length
-            out_mag = masked_mean(cv2.magnitude(batch.out_flows[k][..., 0], batch.out_flows[k][..., 1]), kk)
+            out_mag = masked_mean(cv2.magnitude(batch.out_flows[k][..., 0], batch.out_flows[k][..., 1]), kk) * unit
             row.update(src_step=row["src_motion_px"], out_step=out_mag if judged_any else 0.0,
                        ref_step=row["src_motion_px"])
         else:
