@@ -51,7 +51,11 @@ from qa.registry import CHECKS
 log = logging.getLogger(__name__)
 
 ANALYSIS_SIDE = 256
-"""Longest side of the frames flow, flicker, structure and exposure are measured on."""
+"""Longest side of the frames flow, flicker, structure and exposure are measured on (never enlarged). 512 until
+issue 11's speed work: at 512 these whole-frame checks cost more than a composite render of a 640x480 clip; at
+256 the defects benchmark (``bench/qa_defects.py``: calibration clips first, then the score clips) has the same
+false alarms (0/66 real, 0/18 synthetic) and recall, and the clean renders use as much of each bound. Flow
+lengths stay in px at 512 (``qa.checks.motion.PX_SIDE``); the label's checks work on the full-size frames."""
 SAMPLES = 5
 """Frames (evenly spread, first and last included) OCR always reads (besides the frames where the per-frame label
 measures dip) and the report shows."""
@@ -621,10 +625,12 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
 
     done = 0
     parallel = PARALLEL if parallel is None else parallel
-    # The checks of a batch in two groups, the label's and face's region and the whole frame, the second group in
-    # a second thread; tables and worst frames are gathered in the declared order, so the results are the same.
+    # The checks of a batch in two groups, the second in a second thread: at first the label's and face's region
+    # and the whole frame, then split by what each check took on the batch before (``balanced``); tables and worst
+    # frames are gathered in the declared order, so the results are the same.
     groups = [[c for c in streamed if c.region is not None], [c for c in streamed if c.region is None]]
     groups = ([g for g in groups if g] or [[]]) if parallel else [streamed]  # [[]]: no streamed check chosen
+    took: dict[str, float] = {}  # check -> seconds on the last batch
     pool = None
     if len(groups) > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -638,13 +644,16 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 continue
             t0, c0 = time.perf_counter(), time.thread_time()
             found[c.name] = c.measure(dataclasses.replace(batch, state=states[c.name]))
+            took[c.name] = time.thread_time() - c0
             _add(timings, c.name, time.perf_counter() - t0)
-            _add(cpu, c.name, time.thread_time() - c0)
+            _add(cpu, c.name, took[c.name])
         return found
 
     batches = _Ahead(prepared()) if parallel else prepared()
     try:
         for batch, quads in batches:
+            if pool is not None and took:
+                groups = balanced(streamed, took)
             others = [pool.submit(run_checks, batch, g) for g in groups[1:]] if pool else []
             found = run_checks(batch, groups[0])
             for f in others:
@@ -702,6 +711,18 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                      judged_against=judged_against, timings={k: round(v, 3) for k, v in timings.items()},
                      cpu_timings={k: round(v, 3) for k, v in cpu.items()},
                      label_reads=_label_reads(frames, clip.state.get("label", {}).get("rects", {})))
+
+
+def balanced(checks: list, took: dict[str, float]) -> list[list]:
+    """``checks`` in two groups of about equal cost (``took``: seconds each check took on the last batch): the
+    costliest first, each to the group with less so far."""
+    groups: list[list] = [[], []]
+    load = [0.0, 0.0]
+    for c in sorted(checks, key=lambda c: -took.get(c.name, 0.0)):
+        g = 0 if load[0] <= load[1] else 1
+        groups[g].append(c)
+        load[g] += took.get(c.name, 0.0)
+    return [g for g in groups if g] or [[]]
 
 
 def _finish_checks(checks, tables: dict, clip: Clip, timings: dict, cpu: dict):
