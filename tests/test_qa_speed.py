@@ -117,3 +117,33 @@ def test_a_variant_qa_pickled_before_newer_fields_loads_with_their_defaults(data
     assert loaded.label_reads == {} and loaded.cpu_timings == {}
     assert "label_reads={}" in repr(loaded)                     # repr reads every field
     assert "data-variant=\"t\"" in render_report([loaded], verdicts([loaded]))
+
+
+def test_checks_are_balanced_between_the_two_threads_by_their_last_cost():
+    from qa.metrics import balanced
+
+    checks = [c for c in CHECKS if c.streamed]
+    took = {c.name: 0.01 for c in checks}
+    took["label"] = 0.5  # one check costlier than all the others together: alone in its group
+    groups = balanced(checks, took)
+    assert len(groups) == 2
+    assert sorted(c.name for g in groups for c in g) == sorted(c.name for c in checks)  # each once
+    assert [c.name for c in groups[0]] == ["label"]
+    took = {c.name: 0.1 for c in checks}  # equal costs: groups differ by at most one check
+    a, b = balanced(checks, took)
+    assert abs(len(a) - len(b)) <= 1
+
+
+def test_flow_lengths_are_in_px_at_the_calibrated_size_whatever_the_analysis_size():
+    """The motion check's px bounds were calibrated with flow at 512 px: flow measured at another analysis size
+    is reported in px at 512 (a 640x480 clip at 256 px: 2 px at 512 per px measured)."""
+    from qa.checks.base import Clip
+    from qa.checks.motion import PX_SIDE, px_unit
+
+    clip = Clip(facts=Facts(variant="x"), fps=Fraction(24), output_fps=Fraction(24), source_count=2, output_count=2)
+    clip.full_size, clip.analysis_size = (640, 480), (256, 192)
+    assert PX_SIDE == 512 and px_unit(clip) == pytest.approx(2.0)
+    clip.analysis_size = (512, 384)
+    assert px_unit(clip) == pytest.approx(1.0)
+    clip.full_size, clip.analysis_size = (320, 240), (256, 192)  # never enlarged: 320 px is the calibrated size
+    assert px_unit(clip) == pytest.approx(320 / 256)
