@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import unicodedata
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -25,6 +26,8 @@ OCR_PARAMS = {
     "Global.log_level": "error",
 }
 _lock = threading.Lock()
+_build_lock = threading.Lock()
+_background: ThreadPoolExecutor | None = None
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,14 @@ class OcrResult:
         return min((line.score for line in self.lines), default=0.0)
 
 
-@lru_cache(maxsize=1)
 def _engine():
+    """The process's engine, built (and warmed up) on first use; one build even when threads ask at once."""
+    with _build_lock:
+        return _built()
+
+
+@lru_cache(maxsize=1)
+def _built():
     from rapidocr import RapidOCR
 
     engine = RapidOCR(params=dict(OCR_PARAMS))
@@ -70,6 +79,24 @@ def _warm_up(engine) -> None:
     img = np.full((96, 224, 3), 255, np.uint8)
     cv2.putText(img, "AQUA 0,5", (10, 62), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (40, 30, 20), 3, cv2.LINE_AA)
     engine(img)
+
+
+def engine_ready() -> bool:
+    """Whether this process's engine is built (``_engine``)."""
+    return _built.cache_info().currsize > 0
+
+
+def in_background(fn, *args) -> Future:
+    """``fn(*args)`` in the process's one OCR thread (started on first use), as a future.
+
+    QA starts there a read it knows it will need while it still measures the frames (``qa.checks.label``: the
+    intended label's full read); the reads are the same calls as ever (``read_text`` takes the engine's lock),
+    so they read the same."""
+    global _background
+    with _build_lock:
+        if _background is None:
+            _background = ThreadPoolExecutor(1, thread_name_prefix="qa-ocr")
+    return _background.submit(fn, *args)
 
 
 def read_text(image: np.ndarray) -> OcrResult:
