@@ -19,7 +19,9 @@ OCR (rapidocr) then reads where it decides something (``ocr_frames``): a few of 
 of frames where the local difference rises; the per-frame measures above judge every other frame. The reference
 is read through the same rectification: in full once (detector and recogniser), and the output's labels are then
 recognised at the lines found there, all in one call (``read_lines``); a frame that does not read like the
-artwork is read again in full, output and reference alike, so a failure is judged on full readings. The two texts
+artwork is read again in full, output and reference alike, so a failure is judged on full readings. With QA in
+threads (``Clip.parallel``) and the OCR engine built, the reference's full read on the first sampled frame is made
+in a background OCR thread while the frames are still measured (the same read, the same text). The two texts
 are compared exactly (letters and digits, case-folded): OCR's own confusions (0/O, l/1) happen
 on both and cancel, while a real "0,5 l" -> "0,51" is a failure. The artwork's own reading is compared with
 the market's expected text leniently (``fold_confusables``): a market given the wrong artwork fails too; where
