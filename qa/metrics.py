@@ -87,8 +87,9 @@ class VariantQA:
             place the way OCR read them, at up to ``LABEL_READS_SHOWN`` of the frames OCR read (the report's
             close-ups, beside the texts read).
         timings: wall seconds spent per check, "decode+reference" (decoding, resizing, the reference, the
-            masks), "flows+steps" (optical flow and frame steps), "source cache write" and "thumbnails", each
-            measured in the thread that ran it (with ``parallel`` some of them overlap).
+            masks), "flows+steps" (optical flow and frame steps), "source cache write", "thumbnails" and a
+            check's own background work ("label.ocr thread": its state's ``timings``), each measured in the thread
+            that ran it (with ``parallel`` some of them overlap).
         cpu_timings: the CPU seconds of the same stages (their thread's).
     """
 

@@ -27,6 +27,7 @@ OCR_PARAMS = {
 }
 _lock = threading.Lock()
 _build_lock = threading.Lock()
+_pool_lock = threading.Lock()
 _background: ThreadPoolExecutor | None = None
 
 
@@ -71,9 +72,9 @@ def _warm_up(engine) -> None:
     """Load the detector's and the recogniser's models now and run each once on a small drawn label.
 
     rapidocr opens each ONNX model on its first use (~0.07 s each, with a checksum of the file) and the first read
-    sets up the rest; without this, the first QA in a process pays it inside the label check. A campaign worker
-    and ``bench/qa_speed.py`` build the engine before QA, so it counts as loading the models. ONNX Runtime keeps
-    nothing from one run to the next: no reading changes (``tests/test_qa_ocr_lines.py``)."""
+    sets up the rest; without this, the first QA in a process paid it inside its OCR reads, and where the engine
+    is built before QA (``bench/qa_speed.py`` times it apart) it now counts as loading the models. ONNX Runtime
+    keeps nothing from one run to the next: no reading changes (``tests/test_qa_ocr_lines.py``)."""
     import cv2
 
     img = np.full((96, 224, 3), 255, np.uint8)
@@ -93,7 +94,7 @@ def in_background(fn, *args) -> Future:
     intended label's full read); the reads are the same calls as ever (``read_text`` takes the engine's lock),
     so they read the same."""
     global _background
-    with _build_lock:
+    with _pool_lock:
         if _background is None:
             _background = ThreadPoolExecutor(1, thread_name_prefix="qa-ocr")
     return _background.submit(fn, *args)
