@@ -155,6 +155,10 @@ PROFILE = {
             "with two threads and the engine built, the artwork's full read on the first sample runs in a background "
             "OCR thread while the frames are measured (label.ocr thread, ~0.07 s CPU): cup label.finish warm 0.41 -> "
             "0.33 s wall median (0.31 -> 0.25 CPU), 1080p 0.21 -> 0.14 s",
+            "quiet machine (load 0.3-1.6), cup, 3 processes x 4 QAs each, before -> after: label.finish first QA in "
+            "a process 0.44 -> 0.31 s (one thread), 0.46 -> 0.27 (two); again in the process 0.30 -> 0.30 (one), "
+            "0.31 -> 0.25 (two); QA wall (two threads) 1.76 -> 1.54 first, 1.63 -> 1.52 again; model loading "
+            "0.76 -> 0.92 s (the warm-up)",
             "this bench (--quick --before cafca6b, load 1-2.8): label.finish in the warm new process 0.49 s before, "
             "0.32 one thread, 0.29 (+0.08 in the OCR thread) two threads; texts and verdicts identical",
         ],
