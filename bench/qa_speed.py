@@ -138,8 +138,44 @@ PROFILE = {
                 "can be dropped without measuring less. Two threads shorten the wall time only where a core is "
                 "free: on this machine, shared by four sessions, they often are not.",
     },
+    "ocr": {
+        "how": "label.finish wall/CPU (VariantQA.timings, cpu_timings) of qa.metrics.measure on cup.mp4 (48 frames, "
+               "golden and neon, 9 samples) and the 1080p clip, the code before (cafca6b) and after side by side: "
+               "the first QA in a new process (engine built before timing, as in this bench's child) and QA again "
+               "in the same process; ONNX calls timed one by one; cProfile; load 1-5, 2026-12-01",
+        "found": [
+            "label.finish is ONNX Runtime's runs (0.83 of 1.07 s in cProfile); rec costs ~15 ms a line crop at any "
+            "batch size (1: 14, 2: 29, 6: 88-97 ms), det ~30 ms a label; no first-run cost per new shape",
+            "the extra cost of a process's first QA was rapidocr opening each model on first use (~0.07 s each "
+            "with a checksum of the file), not ONNX Runtime: _engine() built the engine but loaded no model",
+            "cup.mp4's re-reads: frame 24 (the last judged sample, the label fading out before the lost track) "
+            "reads 'VL' at the artwork's lines; the detector then finds nothing on the output nor on the reference "
+            "('' = ''): needed, as the output's full reading is what is reported and judged",
+        ],
+        "changed": [
+            "the engine is warmed up when built (qa.ocr._warm_up: det and rec loaded and run once on a drawn "
+            "label): cup label.finish in a new process 0.445 -> 0.311 s CPU (one thread), 1080p 0.36 -> 0.25",
+            "with two threads and the engine built, the artwork's full read on the first sample runs in a background "
+            "OCR thread while the frames are measured (label.ocr thread, ~0.07 s CPU): cup label.finish warm 0.41 -> "
+            "0.33 s wall median (0.31 -> 0.25 CPU), 1080p 0.21 -> 0.14 s",
+            "quiet machine (load 0.3-1.6), cup, 3 processes x 4 QAs each, before -> after: label.finish first QA in "
+            "a process 0.44 -> 0.31 s (one thread), 0.46 -> 0.27 (two); again in the process 0.30 -> 0.30 (one), "
+            "0.31 -> 0.25 (two); QA wall (two threads) 1.76 -> 1.54 first, 1.63 -> 1.52 again; model loading "
+            "0.76 -> 0.92 s (the warm-up)",
+            "this bench (--quick --before cafca6b, load 1-2.8): label.finish in the warm new process 0.49 s before, "
+            "0.32 one thread, 0.29 (+0.08 in the OCR thread) two threads; texts and verdicts identical",
+        ],
+        "tried_and_dropped": [
+            "one recogniser call for the artwork's and the output's lines: no gain (rec has no per-call cost) and "
+            "a crop's scores change in the 1e-6 with the batch it is in (batch of 1 against 2 or 6)",
+            "ONNX Runtime's memory arena (rapidocr turns it off): ~4 % off the rec/det runs, but the arena keeps "
+            "the largest read's memory for the process",
+            "building the engine in the OCR thread during the first QA: its imports hold the interpreter lock and "
+            "slowed the frames' measures (label 0.75 -> 2.6 s wall) more than it saved at the end",
+        ],
+    },
 }
-"""Where QA's time went before and after the changes of the two sessions that worked on it."""
+"""Where QA's time went before and after the changes of the sessions that worked on it."""
 
 
 def child(argv: list[str]) -> None:

@@ -91,8 +91,9 @@ class VariantQA:
             place the way OCR read them, at up to ``LABEL_READS_SHOWN`` of the frames OCR read (the report's
             close-ups, beside the texts read).
         timings: wall seconds spent per check, "decode+reference" (decoding, resizing, the reference, the
-            masks), "flows+steps" (optical flow and frame steps), "source cache write" and "thumbnails", each
-            measured in the thread that ran it (with ``parallel`` some of them overlap).
+            masks), "flows+steps" (optical flow and frame steps), "source cache write", "thumbnails" and a
+            check's own background work ("label.ocr thread": its state's ``timings``), each measured in the thread
+            that ran it (with ``parallel`` some of them overlap).
         cpu_timings: the CPU seconds of the same stages (their thread's).
     """
 
@@ -508,6 +509,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     """
     cache = {} if cache is None else cache
     guides = guides or {}
+    parallel = PARALLEL if parallel is None else parallel
     n = min(source_count, output_count)
     place = fill_track(label_track, source_count) if facts.label is not None else None
     key = source_cache_key(source_key or "the caller's source", count=source_count, place=place,
@@ -525,7 +527,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 output_count=output_count, label_track=label_track, label_score=label_score, artwork=artwork,
                 identity_reference=identity_reference, guides=guides, reference_kind=reference.kind,
                 grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference, grade_invariant=inv,
-                label_visibility=vis,
+                label_visibility=vis, parallel=bool(parallel),
                 source_face_boxes=None if face_boxes is None else np.asarray(face_boxes, float))
     show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
     clip.sample_index = tuple(sample_indices(source_count, samples))
@@ -624,7 +626,6 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             clock, c0 = time.perf_counter(), time.thread_time()
 
     done = 0
-    parallel = PARALLEL if parallel is None else parallel
     # The checks of a batch in two groups, the second in a second thread: at first the label's and face's region
     # and the whole frame, then split by what each check took on the batch before (``balanced``); tables and worst
     # frames are gathered in the declared order, so the results are the same.
@@ -736,6 +737,8 @@ def _finish_checks(checks, tables: dict, clip: Clip, timings: dict, cpu: dict):
         res = c.finish(t, clip)
         timings[f"{c.name}.finish"] = time.perf_counter() - t0
         cpu[f"{c.name}.finish"] = time.thread_time() - c0
+        for k, (w, t) in clip.state.get(c.name, {}).get("timings", {}).items():  # a check's own thread
+            timings[f"{c.name}.{k}"], cpu[f"{c.name}.{k}"] = w, t
         summary.update(res.summary)
         if not res.frames.empty:
             per_frame.append(res.frames)

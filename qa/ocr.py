@@ -1,7 +1,8 @@
 """Reading label text: rapidocr (PP-OCR ONNX models that ship in the wheel) on a rectified label image.
 
 The engine is built once per process with DESIGN.md's settings (``Det.limit_type=max``,
-``Det.limit_side_len=960``) and one ONNX Runtime thread; nothing is downloaded. Text comparison helpers (normalisation, character error
+``Det.limit_side_len=960``) and one ONNX Runtime thread, and warmed up as it is built (``_warm_up``); nothing is
+downloaded. Text comparison helpers (normalisation, character error
 rate) live here too so that every check compares text the same way.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import unicodedata
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,6 +26,9 @@ OCR_PARAMS = {
     "Global.log_level": "error",
 }
 _lock = threading.Lock()
+_build_lock = threading.Lock()
+_pool_lock = threading.Lock()
+_background: ThreadPoolExecutor | None = None
 
 
 @dataclass(frozen=True)
@@ -48,11 +53,51 @@ class OcrResult:
         return min((line.score for line in self.lines), default=0.0)
 
 
-@lru_cache(maxsize=1)
 def _engine():
+    """The process's engine, built (and warmed up) on first use; one build even when threads ask at once."""
+    with _build_lock:
+        return _built()
+
+
+@lru_cache(maxsize=1)
+def _built():
     from rapidocr import RapidOCR
 
-    return RapidOCR(params=dict(OCR_PARAMS))
+    engine = RapidOCR(params=dict(OCR_PARAMS))
+    _warm_up(engine)
+    return engine
+
+
+def _warm_up(engine) -> None:
+    """Load the detector's and the recogniser's models now and run each once on a small drawn label.
+
+    rapidocr opens each ONNX model on its first use (~0.07 s each, with a checksum of the file) and the first read
+    sets up the rest; without this, the first QA in a process paid it inside its OCR reads, and where the engine
+    is built before QA (``bench/qa_speed.py`` times it apart) it now counts as loading the models. ONNX Runtime
+    keeps nothing from one run to the next: no reading changes (``tests/test_qa_ocr_lines.py``)."""
+    import cv2
+
+    img = np.full((96, 224, 3), 255, np.uint8)
+    cv2.putText(img, "AQUA 0,5", (10, 62), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (40, 30, 20), 3, cv2.LINE_AA)
+    engine(img)
+
+
+def engine_ready() -> bool:
+    """Whether this process's engine is built (``_engine``)."""
+    return _built.cache_info().currsize > 0
+
+
+def in_background(fn, *args) -> Future:
+    """``fn(*args)`` in the process's one OCR thread (started on first use), as a future.
+
+    QA starts there a read it knows it will need while it still measures the frames (``qa.checks.label``: the
+    intended label's full read); the reads are the same calls as ever (``read_text`` takes the engine's lock),
+    so they read the same."""
+    global _background
+    with _pool_lock:
+        if _background is None:
+            _background = ThreadPoolExecutor(1, thread_name_prefix="qa-ocr")
+    return _background.submit(fn, *args)
 
 
 def read_text(image: np.ndarray) -> OcrResult:

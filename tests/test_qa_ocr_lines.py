@@ -85,3 +85,23 @@ def test_a_wrong_letter_with_a_line_missed_still_fails():
     rows = {r["frame"]: r for r in read_texts([0, 5], {0: (ref, ref), 5: (bad, ref)}, _dropping(bad, False),
                                               label_right={0, 5})}
     assert rows[5]["text_match"] is False and rows[5]["ocr_text"].startswith("AQYA")
+
+
+def test_the_engine_is_warmed_up_when_built_and_reads_exactly_as_a_cold_one():
+    """``qa.ocr._engine`` loads both models and runs them once as it is built (a process's first QA pays no model
+    loading); the warmed-up engine reads exactly -- text, scores, boxes -- what a cold engine reads first."""
+    from rapidocr import RapidOCR
+
+    from qa.ocr import OCR_PARAMS, _engine
+
+    engine = _engine()
+    assert engine.text_det is not None and engine.text_rec is not None  # rapidocr itself loads on first use
+    art = make_label_art(("AQUA", "0,5 l"), size=(200, 208))
+    cold = RapidOCR(params=dict(OCR_PARAMS))
+    assert cold.text_det is None and cold.text_rec is None
+    first = cold(np.ascontiguousarray(art[..., ::-1]))
+    warm = read_text(art)
+    assert warm.text.startswith("AQUA")
+    assert [(ln.text, ln.score) for ln in warm.lines] == [(str(t).strip(), float(s))
+                                                          for t, s in zip(first.txts, first.scores)]
+    assert all(np.array_equal(ln.box, np.asarray(b, float)) for ln, b in zip(warm.lines, first.boxes))

@@ -147,3 +147,19 @@ def test_flow_lengths_are_in_px_at_the_calibrated_size_whatever_the_analysis_siz
     assert px_unit(clip) == pytest.approx(1.0)
     clip.full_size, clip.analysis_size = (320, 240), (256, 192)  # never enlarged: 320 px is the calibrated size
     assert px_unit(clip) == pytest.approx(320 / 256)
+
+
+def test_the_ocr_thread_reads_what_reading_at_the_end_reads(data):
+    """With two threads and the OCR engine built (a campaign worker's case), the intended label's first full read
+    runs in the OCR thread while the frames are measured; the texts and figures are those read at the end on one
+    thread, a wrong market's label included (its reading must not stand in for the intended one's)."""
+    from qa.ocr import _engine
+
+    _engine()
+    wrong = frames(data["wrong"])[:N]
+    one, two = _run(data, wrong, False), _run(data, wrong, True)
+    assert "label.ocr thread" in two.cpu_timings and "label.ocr thread" not in one.cpu_timings
+    assert [k for k in one.summary if not _same(one.summary[k], two.summary[k])] == []
+    assert one.frames.equals(two.frames)
+    assert two.summary["label_text_wrong_frames"] >= 1 and two.frames.loc[0, "text_match"] is False
+    assert two.frames.loc[0, "ref_text"].startswith("AQUA") and not two.frames.loc[0, "ocr_text"].startswith("AQUA")

@@ -237,6 +237,8 @@ class Clip:
             source's track: ``alpha`` per frame, ``withheld`` ranges where the track is lost), or None.
         source_face_boxes: (n, 4) ``[x0, y0, x1, y1]`` of the source's face per frame (NaN: none), as the shot's
             preparation found them, or None: where to look for the source's face first.
+        parallel: QA runs in more than one thread (``qa.metrics.measure_frames``' ``parallel``): a check may start
+            work it will need in ``finish`` in a background thread while the frames are measured (the label's OCR).
     """
 
     facts: Any
@@ -263,6 +265,7 @@ class Clip:
     grade_invariant: bool = False
     label_visibility: Any = None
     source_face_boxes: np.ndarray | None = None
+    parallel: bool = False
 
 
 @dataclass(frozen=True)
