@@ -203,3 +203,24 @@ def test_label_fades_back_in_when_the_track_is_regained(turn):
     full = d[-3:].mean()
     assert full > 15.0 and d[0] < 0.4 * full, d               # fades in from almost nothing ...
     assert np.abs(np.diff(d)).max() < 0.4 * full, d           # ... in steps, not a pop
+
+
+def test_ocr_does_not_read_the_half_faded_label_before_the_loss(tmp_path):
+    """cup.mp4 frames 0-47 under the overcast preset: frame 24, the last before the track is lost, shows the label
+    faded half out (a mix of the source's print and the artwork). OCR read 'F' there through the output and
+    nothing through the reference, and QA failed the clean render. OCR now reads only fully drawn labels; the
+    per-frame measures still judge the fading frames (against a reference faded the same way)."""
+    shot = open_trim(frames=48)
+    art = artwork(tmp_path, ("AQUA", "0,5 l"), "de")
+    want = request(art, TEXT, LIGHTING["overcast"])
+    path, prep = render(shot, want, tmp_path, "overcast", cache_dir=tmp_path / "cache")
+    q = measure(shot, path, facts_for(want, "overcast"), label_track=prep.label_track, samples=9)
+    v = verdicts([q])["overcast"]
+    assert v.passed, v.reasons
+    vis = label_visibility(prep.label_track, shot.fps)
+    fading = [i for i in range(24) if 0 < vis.alpha[i] < 1]
+    assert 24 in fading, fading
+    read = q.frames.dropna(subset=["ocr_text"]).index
+    assert len(read) >= 3 and not set(read) & set(fading)
+    assert q.frames.loc[fading, "label_judged"].astype(bool).all()
+    assert q.frames.loc[fading, "label_local_diff"].notna().all()

@@ -29,7 +29,8 @@ no reading through the rectification matches, the artwork file itself is read at
 small or dark label can lose a line to OCR: vtest.avi's window label under the neon preset read 'AQUA'). Frames where the track is weak or occluded
 (no quad, or the tracker's confidence below ``MIN_TRACK_SCORE``) are *not judged*: counted and shown; where the
 label lock withholds the label there, ``qa.checks.label_lost`` checks that it is not drawn. On the frames where the
-label fades out or in around a lost track (``Clip.label_visibility``) the colour figures are left out.
+label fades out or in around a lost track (``Clip.label_visibility``) the colour figures are left out, and OCR
+does not read there (a half-faded label has no text to compare).
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ def measure(batch: Batch) -> pd.DataFrame:
         rows.append(row)
         index.append(i)
         kept[i] = (go, gr)
-        if "first_judged" not in batch.state:
+        if "first_judged" not in batch.state and opacity >= 1.0:  # OCR reads only fully drawn labels
             batch.state["first_judged"] = i
             if clip.parallel and engine_ready() and i in clip.sample_index:
                 # the first frame OCR reads (``ocr_frames``: the first judged sample, nothing judged comes before
@@ -432,7 +433,13 @@ def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResu
     if judged.empty:
         return CheckResult("label", table, summary)
     bound = CHECK_BOUNDS.get(clip.facts.mode)
-    reads = ocr_frames(judged["label_local_diff"], clip.sample_index, bound=bound)
+    # OCR reads only where the label is drawn in full: on the frames where it fades out or in around a lost track
+    # (``Clip.label_visibility``) it is a mix of the source's label and the artwork, whose text means nothing
+    # (cup.mp4 frame 24 under overcast read 'F' through the output and nothing through the reference); the
+    # per-frame measures, made against a reference faded the same way, still judge those frames.
+    full = judged.index if clip.label_visibility is None else \
+        [i for i in judged.index if i >= len(clip.label_visibility.alpha) or clip.label_visibility.alpha[i] >= 1.0]
+    reads = ocr_frames(judged.loc[full, "label_local_diff"], clip.sample_index, bound=bound)
     want = " ".join(clip.facts.label.text.split())
     sim_lo = CHECK.metrics[2].bound_for(clip.facts.mode)[0]
     right = judged[(judged["label_local_diff"].astype(float) <= (np.inf if bound is None else bound))
