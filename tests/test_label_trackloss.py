@@ -218,7 +218,7 @@ def test_ocr_does_not_read_the_half_faded_label_before_the_loss(tmp_path):
     v = verdicts([q])["overcast"]
     assert v.passed, v.reasons
     vis = label_visibility(prep.label_track, shot.fps)
-    fading = [i for i in range(24) if 0 < vis.alpha[i] < 1]
+    fading = [i for i in range(25) if 0 < vis.alpha[i] < 1]
     assert 24 in fading, fading
     read = q.frames.dropna(subset=["ocr_text"]).index
     assert len(read) >= 3 and not set(read) & set(fading)
