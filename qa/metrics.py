@@ -269,7 +269,9 @@ class Reference:
     """The intended reference: the market label swapped into the source and the variant's grade applied.
 
     Built from the facts with ``ray32.label_lock.LabelSwapper`` and ``ray32.grade.Grader`` (what the composite
-    engine renders with, and what a label lock composites after any engine). ``visibility``
+    engine renders with, and what a label lock composites after any engine); the batches (a second thread) and
+    the label check make references at once, without a lock: the swapper and the grader keep no state from one call
+    to the next but their caches, which they read race-free. ``visibility``
     (``ray32.label_lock.LabelVisibility`` of the source's track) gives the artwork's opacity per frame: withheld
     where the track is lost, faded around that, as the label lock intends.
     """
@@ -301,9 +303,6 @@ class Reference:
                 raise QaError(f"facts: the intended grade cannot be applied: {ex}") from ex
             parts.append("the source through the variant's grade")
         self.kind = " and ".join(parts) if parts else "the source"
-        import threading
-
-        self._lock = threading.Lock()  # the batches (a second thread) and the label check both make references
 
     @property
     def intended(self) -> bool:
@@ -312,9 +311,7 @@ class Reference:
     def __call__(self, i: int, image: np.ndarray, corners: np.ndarray | None) -> np.ndarray:
         """The reference of ``image`` (frame ``i``, full size or a crop; ``corners`` of the label in its
         pixels, or None), as a new array."""
-        img = np.array(image, copy=True)
-        with self._lock:
-            return self._make(i, img, corners)
+        return self._make(i, np.array(image, copy=True), corners)
 
     def _make(self, i: int, img: np.ndarray, corners: np.ndarray | None) -> np.ndarray:
         if self.swapper is not None and corners is not None and np.all(np.isfinite(corners)):
@@ -630,6 +627,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     # and the whole frame, then split by what each check took on the batch before (``balanced``); tables and worst
     # frames are gathered in the declared order, so the results are the same.
     groups = [[c for c in streamed if c.region is not None], [c for c in streamed if c.region is None]]
+    if not groups[0]:  # no label or face: the whole-frame checks start split in two
+        groups = [groups[1][0::2], groups[1][1::2]]
     groups = ([g for g in groups if g] or [[]]) if parallel else [streamed]  # [[]]: no streamed check chosen
     took: dict[str, float] = {}  # check -> seconds on the last batch
     pool = None

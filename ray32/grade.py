@@ -122,6 +122,12 @@ def grade_transform(values: dict[str, float], space: str, lut: str | os.PathLike
     return group
 
 
+POOL_PIXELS = 160_000
+"""Frames smaller than this (QA's analysis-size frames and label crops) are graded in the calling thread; larger
+ones in bands on the grader's pool. OpenColorIO's CPU processor gives the same pixels either way and may be
+called from several threads at once."""
+
+
 class Grader:
     """Applies a request's grade to uint8 frames in the source's encoding, frame by frame.
 
@@ -168,6 +174,9 @@ class Grader:
         """Grade one (h, w, 3) uint8 frame in place and return it."""
         cpu = self._cpu_for(self.values_at(frame_index))
         img = np.ascontiguousarray(image)
+        if img.shape[0] * img.shape[1] < POOL_PIXELS:  # handing bands to the pool costs more than it saves
+            cpu.applyRGB(img)
+            return img
         bands = np.array_split(img, max(1, min(8, img.shape[0] // 64)))
         list(self._pool.map(cpu.applyRGB, bands))
         return img

@@ -231,13 +231,14 @@ class LabelSwapper:
         import cv2
 
         key = (w, h)
-        if key not in self._art_cache:
+        art = self._art_cache.get(key)  # one lookup: QA's threads share a swapper, and another may clear the cache
+        if art is None:
             if len(self._art_cache) > 16:
                 self._art_cache.clear()
             small = cv2.resize(self.artwork, (w, h), interpolation=cv2.INTER_AREA if w < self.artwork.shape[1]
                                else cv2.INTER_CUBIC)
-            self._art_cache[key] = cv2.LUT(small, self.lut)
-        return self._art_cache[key]
+            art = self._art_cache[key] = cv2.LUT(small, self.lut)
+        return art
 
     def apply(self, frame: np.ndarray, corners: np.ndarray, *, inplace: bool = False,
               opacity: float = 1.0) -> np.ndarray:

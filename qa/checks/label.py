@@ -182,6 +182,38 @@ def _reference_rects(clip: Clip, i: int, src_full: np.ndarray, quad: np.ndarray,
     return rectify(ref, quad - off, size)
 
 
+def _judged(clip: Clip, i: int) -> bool:
+    """Whether frame ``i``'s label is judged: a finite quad and, when known, the tracker's confidence at least
+    ``MIN_TRACK_SCORE``."""
+    quad = clip.label_track.get(i) if clip.label_track is not None else None
+    score = None if clip.label_score is None else clip.label_score.get(i)
+    return quad is not None and bool(np.all(np.isfinite(quad))) and (score is None or score >= MIN_TRACK_SCORE)
+
+
+def _drawn(clip: Clip, i: int) -> bool:
+    """Whether the label is drawn in full on frame ``i`` (not fading out or in around a lost track): OCR reads
+    only there."""
+    vis = clip.label_visibility
+    return vis is None or i >= len(vis.alpha) or vis.alpha[i] >= 1.0
+
+
+def _sample_reads(samples, judged, count: int = OCR_SAMPLES) -> list[int]:
+    """The ``count`` sampled frames OCR reads: evenly spread over the samples in ``judged``."""
+    found = [i for i in samples if i in judged]
+    if len(found) > count:
+        found = [found[int(round(k))] for k in np.linspace(0, len(found) - 1, count)]
+    return found
+
+
+def _planned_reads(clip: Clip, state: dict) -> set[int]:
+    """The sampled frames OCR will read (``ocr_frames``' samples), known before the frames are measured: where the
+    label is judged and drawn in full (worked out once per variant)."""
+    if "planned" not in state:
+        judged = {int(i) for i in clip.sample_index if _judged(clip, int(i)) and _drawn(clip, int(i))}
+        state["planned"] = set(_sample_reads(clip.sample_index, judged))
+    return state["planned"]
+
+
 def measure(batch: Batch) -> pd.DataFrame:
     clip = batch.clip
     if clip.facts.label is None or clip.label_track is None:
@@ -228,7 +260,29 @@ def measure(batch: Batch) -> pd.DataFrame:
                 # Only with the engine built (a campaign worker builds it once): its build, mostly Python imports,
                 # would hold the interpreter lock and slow the frames' measures more than it saves at the end.
                 batch.state["first_read"] = (i, in_background(_timed, read_label, gr))
+                batch.state["first_size"] = kept[i][1].shape[1::-1]
+        if "first_read" in batch.state and i in _planned_reads(clip, batch.state):
+            # a sampled frame OCR will read: the output's label is recognised at the intended label's lines now,
+            # in the OCR thread after the intended label's read (the thread runs one read at a time, in order)
+            batch.state.setdefault("ahead", {})[i] = in_background(
+                _timed, _read_ahead, batch.state["first_read"][1], kept[i][0], batch.state["first_size"])
     return frame_table(rows, index)
+
+
+def _read_ahead(first, out_gray: np.ndarray, size0) -> str | None:
+    """The output's label recognised at the lines of the intended label's full read (``first``: its future, done
+    before this runs in the OCR thread), or None when that read found no line."""
+    reading = first.result()[0]
+    return _at_lines(out_gray, reading, size0) if reading.lines else None
+
+
+def _at_lines(out_gray: np.ndarray, first: OcrResult, size0, lines: Callable = read_lines) -> str:
+    """One frame's output label recognised at the lines ``first`` found on the intended label (rectified at
+    ``size0``), scaled to this frame's rectified size (``read_lines``, one frame per call: a frame's reading does
+    not depend on which other frames are read with it)."""
+    h, w = out_gray.shape[:2]
+    scale = np.array([w / size0[0], h / size0[1]])
+    return lines([(np.repeat(out_gray[..., None], 3, axis=2), [ln.box * scale for ln in first.lines])])[0].text
 
 
 def _timed(fn, *args):
@@ -241,14 +295,21 @@ def _timed(fn, *args):
 
 
 def _collect(state: dict):
-    """The intended label's full read started in the OCR thread: (frame, reading), or None; what that thread
-    spent goes to ``state["timings"]`` (``qa.metrics`` reports it as ``label.ocr thread``)."""
+    """The reads made in the OCR thread while the frames were measured: ((frame, the intended label's full
+    reading), {frame: the output's text at its lines}), or None; what that thread spent goes to
+    ``state["timings"]`` (``qa.metrics`` reports it as ``label.ocr thread``)."""
     if "first_read" not in state:
         return None
     frame, future = state["first_read"]
     value, wall, cpu = future.result()
+    ahead = {}
+    for i, f in state.get("ahead", {}).items():
+        text, w, c = f.result()
+        wall, cpu = wall + w, cpu + c
+        if text is not None:
+            ahead[i] = text
     state["timings"] = {"ocr thread": (wall, cpu)}
-    return frame, value
+    return (frame, value), ahead
 
 
 def dip_frames(diff: pd.Series, *, bound: float | None = None, limit: int = MAX_DIP_READS) -> list[int]:
@@ -324,9 +385,7 @@ def ocr_frames(diff: pd.Series, samples, *, bound: float | None = None, count: i
     d = diff.dropna()
     if d.empty:
         return []
-    judged = [i for i in samples if i in d.index]
-    if len(judged) > count:
-        judged = [judged[int(round(k))] for k in np.linspace(0, len(judged) - 1, count)]
+    judged = _sample_reads(samples, set(int(i) for i in d.index), count)
     return sorted(set(judged) | {int(d.astype(float).idxmax())} | set(dip_frames(d, bound=bound)))
 
 
@@ -348,12 +407,12 @@ def _enlarged(rect_gray: np.ndarray, factor: float = 2.0) -> np.ndarray:
 
 def read_texts(reads: list[int], rects: dict, read: Callable[[np.ndarray], OcrResult] = read_text,
                lines: Callable | None = read_lines, label_right: set[int] | None = None,
-               first: OcrResult | None = None) -> list[dict]:
+               first: OcrResult | None = None, ahead: dict[int, str] | None = None) -> list[dict]:
     """OCR of the output's label and of the intended label (the reference, rectified the same way) on ``reads``:
     one row per frame with ``ocr_text``, ``ref_text`` and ``text_match``.
 
     The intended label is read in full once (detector and recogniser); the output's label is then recognised
-    at the lines found there (``read_lines``: no detector), all frames in one call. A frame whose reading equals
+    at the lines found there (``read_lines``: no detector), one frame per call. A frame whose reading equals
     a reading of the intended label matches. Any other frame is read in full, output and intended label alike,
     so a failure is judged -- and reported -- on the same full readings as always.
 
@@ -368,7 +427,8 @@ def read_texts(reads: list[int], rects: dict, read: Callable[[np.ndarray], OcrRe
     ``ocr_missed_line`` True and ``text_match`` None (not judged by OCR).
 
     ``first``: the intended label's full reading on ``reads[0]`` when it was already made (``measure`` starts it
-    in the OCR thread while the frames are measured); otherwise it is read here."""
+    in the OCR thread while the frames are measured); otherwise it is read here. ``ahead``: frame -> the output's
+    text at ``first``'s lines, read in the OCR thread meanwhile (the same call as here)."""
     if not reads:
         return []
     if first is None:
@@ -377,12 +437,7 @@ def read_texts(reads: list[int], rects: dict, read: Callable[[np.ndarray], OcrRe
     fast: dict[int, str] = {}
     if lines is not None and first.lines and read is read_text:
         size0 = rects[reads[0]][1].shape[1::-1]
-        items = []
-        for i in reads:
-            h, w = rects[i][0].shape[:2]
-            scale = np.array([w / size0[0], h / size0[1]])
-            items.append((np.repeat(rects[i][0][..., None], 3, axis=2), [ln.box * scale for ln in first.lines]))
-        fast = {i: r.text for i, r in zip(reads, lines(items))}
+        fast = {i: (ahead or {}).get(i) or _at_lines(rects[i][0], first, size0, lines) for i in reads}
     texts = []
     for i in reads:
         out = None
@@ -444,11 +499,12 @@ def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResu
     sim_lo = CHECK.metrics[2].bound_for(clip.facts.mode)[0]
     right = judged[(judged["label_local_diff"].astype(float) <= (np.inf if bound is None else bound))
                    & (judged["label_similarity"].astype(float) >= (-np.inf if sim_lo is None else sim_lo))]
-    ahead = _collect(clip.state.get("label", {}))  # (frame, reading) when started while the frames were measured
-    first = ahead[1] if ahead is not None and reads and ahead[0] == reads[0] and read is read_text else None
+    found = _collect(clip.state.get("label", {}))  # the reads made in the OCR thread while the frames were measured
+    use = found is not None and reads and found[0][0] == reads[0] and read is read_text and lines is read_lines
+    first, ahead = (found[0][1], found[1]) if use else (None, None)
     texts = [dict(t, ref_matches_expected=fold_confusables(t["ref_text"]) == fold_confusables(want))
              for t in read_texts(reads, rects, read, lines, label_right=set(int(i) for i in right.index),
-                                 first=first)]
+                                 first=first, ahead=ahead)]
     missed = [t["frame"] for t in texts if t["ocr_missed_line"]]
     if missed:
         clip.notes.append(f"OCR missed a line of the label on {len(missed)} read frame(s) where the label matches "
