@@ -159,6 +159,8 @@ def test_the_ocr_thread_reads_what_reading_at_the_end_reads(data):
     wrong = frames(data["wrong"])[:N]
     one, two = _run(data, wrong, False), _run(data, wrong, True)
     assert "label.ocr thread" in two.cpu_timings and "label.ocr thread" not in one.cpu_timings
+    # the intended label's read and the sampled frames' reads of the output at its lines, all in the OCR thread
+    assert two.timings["label.ocr thread reads"] >= 3
     assert [k for k in one.summary if not _same(one.summary[k], two.summary[k])] == []
     assert one.frames.equals(two.frames)
     assert two.summary["label_text_wrong_frames"] >= 1 and two.frames.loc[0, "text_match"] is False

@@ -297,7 +297,8 @@ def _timed(fn, *args):
 def _collect(state: dict):
     """The reads made in the OCR thread while the frames were measured: ((frame, the intended label's full
     reading), {frame: the output's text at its lines}), or None; what that thread spent goes to
-    ``state["timings"]`` (``qa.metrics`` reports it as ``label.ocr thread``)."""
+    ``state["timings"]`` (``qa.metrics`` reports it as ``label.ocr thread``, and how many reads it made as
+    ``label.ocr thread reads``)."""
     if "first_read" not in state:
         return None
     frame, future = state["first_read"]
@@ -308,7 +309,8 @@ def _collect(state: dict):
         wall, cpu = wall + w, cpu + c
         if text is not None:
             ahead[i] = text
-    state["timings"] = {"ocr thread": (wall, cpu)}
+    reads = 1 + len(state.get("ahead", {}))
+    state["timings"] = {"ocr thread": (wall, cpu), "ocr thread reads": (reads, reads)}
     return (frame, value), ahead
 
 
