@@ -194,6 +194,11 @@ def child(argv: list[str]) -> None:
     print("RESULT=" + json.dumps(res))
 
 
+_CACHE: dict = {}
+"""QA's in-memory source cache, shared by the variants QA'd in one process (``flows.pipeline.measure`` keeps one
+per shot)."""
+
+
 def one_variant(clip: Path, out: Path, corners, market: str, preset: str, threads: int,
                 frames: int = FRAMES) -> dict:
     """Prepare (from the cache when the shot was prepared before), render and QA one variant: its figures."""
@@ -249,6 +254,7 @@ def one_variant(clip: Path, out: Path, corners, market: str, preset: str, thread
         kw["face_boxes"] = prepared.face_boxes
     if "parallel" in params:
         kw["parallel"] = threads > 1
+    kw["cache"] = _CACHE  # one per process, as a campaign run keeps per shot (flows.pipeline.measure)
     t0, c0 = time.perf_counter(), cpu()
     qa = measure(prepared.shot, result.paths["draft"], facts, label_track=prepared.label_track, samples=SAMPLES,
                  **kw)

@@ -449,6 +449,12 @@ def _save_source_cache(path: Path, data: dict) -> None:
             pass
 
 
+def _entries(cache: dict) -> int:
+    """How many measurements the source cache holds, counting inside its nested dicts (the source's and the
+    graded source's faces): more than when it was loaded means there is something new to write."""
+    return sum(len(v) if isinstance(v, dict) else 1 for v in list(cache.values()))
+
+
 def _keep_mask(size: tuple[int, int], quad: np.ndarray | None, scale: float) -> np.ndarray:
     import cv2
 
@@ -515,7 +521,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     cache = cache.setdefault(("qa-source", key), {})
     if not cache and disk is not None:
         cache.update(_load_source_cache(disk))
-    known = len(cache) + len(cache.get("src_faces", {}))
+    known = _entries(cache)
     vis = label_visibility(label_track, source_count, fps) if facts.label is not None else None
     reference = Reference(facts, artwork, fps, source_count, transfer, primaries, visibility=vis)
     judge = judging(facts)  # pixel reference, or grade-invariant measures (a generative engine's variant)
@@ -674,7 +680,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     clip.samples = kept
 
     def save() -> None:
-        if disk is not None and len(cache) + len(cache.get("src_faces", {})) != known:
+        if disk is not None and _entries(cache) != known:
             t0, c0 = time.perf_counter(), time.thread_time()
             _save_source_cache(disk, cache)
             timings["source cache write"] = time.perf_counter() - t0

@@ -71,3 +71,35 @@ def test_a_changed_shot_gets_a_new_entry(variant):
     assert len(list(folder.glob("qa-source-*.pkl"))) == 3
     assert other.summary["source_warp_noise"] != base.summary["source_warp_noise"] or \
         other.summary["source_edge_noise"] != base.summary["source_edge_noise"]
+
+
+def test_a_new_entry_inside_a_nested_dict_is_written(tmp_path):
+    """What a variant adds inside the cache's nested dicts (the graded source's faces, one set per grade) is
+    written too, so the next process with that grade reuses it: only a new top-level entry or a new source face
+    used to count as something new to write."""
+    from fractions import Fraction
+
+    from qa.checks.base import Check, CheckResult, frame_table
+    from qa.facts import Facts
+    from qa.metrics import measure_frames
+
+    def fill(batch):
+        grade = repr(sorted(batch.clip.grade.items()))
+        batch.clip.cache.setdefault("graded_faces", {}).setdefault((grade, 0), ("face", grade))
+        return frame_table([], [])
+
+    check = Check(name="nested", needs=frozenset({"frames"}), metrics=(), measure=fill,
+                  finish=lambda t, c: CheckResult("nested", t, {}))
+    frames = np.random.default_rng(0).integers(0, 255, (4, 32, 48, 3), np.uint8)
+    folder = tmp_path / "cache"
+
+    def run(grade):
+        facts = Facts(variant=f"v-{grade}", grade={"exposure": grade})
+        return measure_frames([frames], [frames], facts, fps=Fraction(24), source_count=4, output_count=4,
+                              checks=[check], cache={}, source_cache=folder, source_key="shot", parallel=False)
+
+    run(0.5)
+    run(-0.5)  # a fresh in-memory cache: what a second process with another grade sees
+    (path,) = folder.glob("qa-source-*.pkl")
+    graded = pickle.loads(path.read_bytes())["graded_faces"]
+    assert sorted(v[1] for v in graded.values()) == sorted([repr([("exposure", 0.5)]), repr([("exposure", -0.5)])])
