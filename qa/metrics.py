@@ -7,8 +7,8 @@ applied, made with the same ``ray32`` code the composite engine uses), the mask 
 intended, consecutive-frame flows and steps, and full-size frames (kept only at the sampled indices). Memory is
 bounded by two chunks (the one measured and the next, made in a second thread) plus the samples.
 
-Source-side measurements (the source's flows and frame steps, warp residuals, edges, texture, face embeddings)
-do not depend on the variant: they are made once per shot and kept in ``cache`` (shared by the variants QA'd in
+Source-side measurements (the source's flows and frame steps, warp residuals, edges, texture, face embeddings,
+and where the label is withheld how well each market's artwork matches the source there) do not depend on the variant: they are made once per shot and kept in ``cache`` (shared by the variants QA'd in
 one process) and, given ``source_cache`` (a folder: the campaign run passes the prepared shot's cache folder),
 on disk in ``qa-source-<key>.pkl`` there, so a second variant in another process reuses them. The key
 (``source_cache_key``) covers the shot's content and trim, the analysis parameters, the label's place (the
@@ -69,7 +69,7 @@ PARALLEL = os.environ.get("RAY32_QA_THREADS", "2") != "1"
 """Whether QA runs in two threads (see the module docstring): the same numbers either way; ``RAY32_QA_THREADS=1``
 keeps QA on one thread."""
 _SOURCE_MODULES = ("qa.metrics", "qa.checks.motion", "qa.checks.temporal", "qa.checks.structure",
-                   "qa.checks.identity")
+                   "qa.checks.identity", "qa.checks.label_lost", "qa.checks.label")
 """The modules whose code computes source-side measurements: a change to any of them makes a new cache key."""
 
 

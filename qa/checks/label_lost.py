@@ -60,6 +60,9 @@ def _plan(clip: Clip, state: dict):
         art = None
         if held is not None and clip.artwork is not None:
             art = gray(clip.artwork)
+            import hashlib
+
+            state["art_key"] = hashlib.sha1(np.ascontiguousarray(art).tobytes()).hexdigest()[:16]
         state["plan"] = (vis, held, art)
     return state["plan"]
 
@@ -97,7 +100,10 @@ def measure(batch: Batch) -> pd.DataFrame:
         quad = held.get(i)
         if art is not None and quad is not None and np.all(np.isfinite(quad)):
             out_m = artwork_match(batch.out_full[k], quad, art)
-            src_m = artwork_match(batch.src_full[k], quad, art)
+            key = ("lost_source_match", batch.state["art_key"], i)  # the source's side: once per shot and artwork
+            src_m = clip.cache.get(key)
+            if src_m is None:
+                src_m = clip.cache[key] = artwork_match(batch.src_full[k], quad, art)
             row.update({"lost_artwork_match": out_m, "lost_source_match": src_m,
                         "lost_label_excess": out_m - src_m,
                         "label_drawn_lost": bool(out_m >= DRAWN_MATCH and out_m - src_m >= DRAWN_EXCESS)})
