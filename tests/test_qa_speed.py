@@ -165,3 +165,26 @@ def test_the_ocr_thread_reads_what_reading_at_the_end_reads(data):
     assert one.frames.equals(two.frames)
     assert two.summary["label_text_wrong_frames"] >= 1 and two.frames.loc[0, "text_match"] is False
     assert two.frames.loc[0, "ref_text"].startswith("AQUA") and not two.frames.loc[0, "ocr_text"].startswith("AQUA")
+
+
+def test_a_failed_read_in_the_ocr_thread_is_read_again_at_the_end(data, monkeypatch):
+    """An error in the OCR thread (the intended label's read, or a sampled frame's) does not fail QA: the frame
+    is read at the end instead, and the texts are those of one thread."""
+    import qa.checks.label as label
+    from qa.ocr import _engine
+
+    _engine()
+    wrong = frames(data["wrong"])[:N]
+    one = _run(data, wrong, False)
+    real = label._read_ahead
+
+    def broken(*args):
+        raise RuntimeError("ONNX Runtime failed")
+
+    monkeypatch.setattr(label, "_read_ahead", broken)
+    two = _run(data, wrong, True)
+    assert one.frames.equals(two.frames)
+    monkeypatch.setattr(label, "_read_ahead", real)
+    monkeypatch.setattr(label, "_timed", lambda fn, *a: (_ for _ in ()).throw(RuntimeError("ONNX Runtime failed")))
+    three = _run(data, wrong, True)
+    assert one.frames.equals(three.frames)

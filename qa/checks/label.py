@@ -35,6 +35,7 @@ does not read there (a half-faded label has no text to compare).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -44,6 +45,8 @@ from qa.checks.base import Batch, Check, CheckResult, Clip, Metric, frame_table,
 from qa.checks.geometry import gray, quad_size, rectify
 from qa.facts import has_label
 from qa.ocr import OcrResult, engine_ready, fold_confusables, in_background, normalise_text, read_lines, read_text
+
+log = logging.getLogger(__name__)
 
 SEARCH_MARGIN = 0.35
 """How far around the expected quad the label is searched, as a fraction of the label's width/height."""
@@ -302,10 +305,18 @@ def _collect(state: dict):
     if "first_read" not in state:
         return None
     frame, future = state["first_read"]
-    value, wall, cpu = future.result()
+    try:
+        value, wall, cpu = future.result()
+    except Exception as ex:  # noqa: BLE001 -- read again in finish, where an error is QA's to report
+        log.warning("label: the OCR thread's read failed (%s); reading at the end instead", ex)
+        return None
     ahead = {}
     for i, f in state.get("ahead", {}).items():
-        text, w, c = f.result()
+        try:
+            text, w, c = f.result()
+        except Exception as ex:  # noqa: BLE001 -- this frame is read in finish instead
+            log.warning("label: the OCR thread's read of frame %d failed (%s); reading it at the end", i, ex)
+            continue
         wall, cpu = wall + w, cpu + c
         if text is not None:
             ahead[i] = text
