@@ -508,6 +508,10 @@ def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResu
     full = judged.index if clip.label_visibility is None else \
         [i for i in judged.index if i >= len(clip.label_visibility.alpha) or clip.label_visibility.alpha[i] >= 1.0]
     reads = ocr_frames(judged.loc[full, "label_local_diff"], clip.sample_index, bound=bound)
+    if not len(full):
+        clip.notes.append("label text not read by OCR: on every judged frame the label fades out or in around a "
+                          "lost track (the per-frame measures still judge it against the reference faded the same "
+                          "way)")
     want = " ".join(clip.facts.label.text.split())
     sim_lo = CHECK.metrics[2].bound_for(clip.facts.mode)[0]
     right = judged[(judged["label_local_diff"].astype(float) <= (np.inf if bound is None else bound))
