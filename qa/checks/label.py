@@ -103,13 +103,13 @@ def _blur(g: np.ndarray, sigma: float = 1.0) -> np.ndarray:
     return cv2.GaussianBlur(g, (0, 0), sigma)
 
 
-def label_blur(size: tuple[int, int], corners: np.ndarray) -> float:
+def label_blur(size: tuple[int, int], ocr_size: tuple[int, int]) -> float:
     """The blur (sigma, rectified px) of the labels before the position search and the correlations: 1 px at
-    OCR's rectified size (``rectified_size``), so the same share of the label whatever size the measures run at
+    OCR's rectified size ``ocr_size`` (``rectified_size``), so the same share of the label whatever size the measures run at
     (about 0.5 px for cup.mp4's label at its own 96 px, 1 px for a label 200 px wide or more). A heavier blur at
     the label's own size would pull the position search off (the template's blurred edges against the output's
     blurred surroundings: 0.1-0.3 px on cup.mp4)."""
-    return float(size[0]) / rectified_size(corners)[0]
+    return float(size[0]) / ocr_size[0]
 
 
 def locate(out_area: np.ndarray, template: np.ndarray, corners: np.ndarray,
@@ -249,13 +249,13 @@ def measure(batch: Batch) -> pd.DataFrame:
             continue
         # The per-frame measures at about the label's own size in the frame (``measure_size``); OCR reads the
         # label rectified at its own, larger size (``rectified_size``), made below only where the two differ.
-        size = measure_size(quad)
+        size, ocr_size = measure_size(quad), rectified_size(quad)
         big = (int(round(size[0] * (1 + 2 * SEARCH_MARGIN))), int(round(size[1] * (1 + 2 * SEARCH_MARGIN))))
         out_rect = rectify(batch.out_full[k], quad, size)
         ref_crop, ref_quad = _reference_crop(clip, i, batch.src_full[k], quad)
         ref_rect = rectify(ref_crop, ref_quad, size)
         go, gr = gray(out_rect), gray(ref_rect)
-        sigma = label_blur(size, quad)
+        sigma = label_blur(size, ocr_size)
         drift, _, offset = locate(gray(rectify(batch.out_full[k], expand(quad, SEARCH_MARGIN), big)), gr, quad,
                                   sigma)
         qw, qh = quad_size(quad)
@@ -273,7 +273,6 @@ def measure(batch: Batch) -> pd.DataFrame:
             row["artwork_similarity"] = ncc(_blur(go, sigma), _blur(_artwork_at(clip, batch.state, size), sigma))
         rows.append(row)
         index.append(i)
-        ocr_size = rectified_size(quad)
         kept[i] = (go, gr) if ocr_size == size else \
             (gray(rectify(batch.out_full[k], quad, ocr_size)), gray(rectify(ref_crop, ref_quad, ocr_size)))
         if "first_judged" not in batch.state and opacity >= 1.0:  # OCR reads only fully drawn labels
@@ -283,7 +282,7 @@ def measure(batch: Batch) -> pd.DataFrame:
                 # it): the intended label's full read starts now in the OCR thread, beside the frames' measures.
                 # Only with the engine built (a campaign worker builds it once): its build, mostly Python imports,
                 # would hold the interpreter lock and slow the frames' measures more than it saves at the end.
-                batch.state["first_read"] = (i, in_background(_timed, read_label, gr))
+                batch.state["first_read"] = (i, in_background(_timed, read_label, kept[i][1]))  # OCR's size
     return frame_table(rows, index)
 
 
