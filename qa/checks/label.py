@@ -20,8 +20,8 @@ the pair rectified at its own size (``rectified_size``: 200-320 px wide), made a
 OCR (rapidocr) then reads where it decides something (``ocr_frames``): a few of the sampled frames
 (``OCR_SAMPLES``), the frame where the label differs most from the intended one, and the worst frame of every run
 of frames where the local difference rises; the per-frame measures above judge every other frame. The reference
-is read through the same (OCR's) rectification: in full once (detector and recogniser), and the output's labels are then
-recognised at the lines found there, all in one call (``read_lines``); a frame that does not read like the
+is read through the same (OCR's) rectification: in full once (detector and recogniser), and the output's labels
+are then recognised at the lines found there, all in one call (``read_lines``); a frame that does not read like the
 artwork is read again in full, output and reference alike, so a failure is judged on full readings. With QA in
 threads (``Clip.parallel``) and the OCR engine built, the reference's full read on the first sampled frame is made
 in a background OCR thread while the frames are still measured (the same read, the same text). The two texts
