@@ -149,18 +149,30 @@ def test_flow_lengths_are_in_px_at_the_calibrated_size_whatever_the_analysis_siz
     assert px_unit(clip) == pytest.approx(320 / 256)
 
 
-def test_the_ocr_thread_reads_what_reading_at_the_end_reads(data):
+def test_the_ocr_thread_reads_what_reading_at_the_end_reads(data, monkeypatch):
     """With two threads and the OCR engine built (a campaign worker's case), the intended label's first full read
-    runs in the OCR thread while the frames are measured; the texts and figures are those read at the end on one
-    thread, a wrong market's label included (its reading must not stand in for the intended one's)."""
+    and the sampled frames' reads of the output at its lines run in the OCR thread while the frames are measured;
+    the texts and figures are those read at the end on one thread, a wrong market's label included (its reading
+    must not stand in for the intended one's)."""
+    import threading
+
+    import qa.checks.label as label
     from qa.ocr import _engine
 
     _engine()
     wrong = frames(data["wrong"])[:N]
-    one, two = _run(data, wrong, False), _run(data, wrong, True)
+    ahead, real = [], label._read_ahead
+
+    def read_ahead(*args):
+        ahead.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(label, "_read_ahead", read_ahead)
+    one = _run(data, wrong, False)
+    assert ahead == []
+    two = _run(data, wrong, True)
     assert "label.ocr thread" in two.cpu_timings and "label.ocr thread" not in one.cpu_timings
-    # the intended label's read and the sampled frames' reads of the output at its lines, all in the OCR thread
-    assert two.timings["label.ocr thread reads"] >= 3
+    assert len(ahead) >= 2 and all(name.startswith("qa-ocr") for name in ahead)
     assert [k for k in one.summary if not _same(one.summary[k], two.summary[k])] == []
     assert one.frames.equals(two.frames)
     assert two.summary["label_text_wrong_frames"] >= 1 and two.frames.loc[0, "text_match"] is False

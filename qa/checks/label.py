@@ -360,8 +360,7 @@ def _timed(fn, *args):
 def _collect(state: dict):
     """The reads made in the OCR thread while the frames were measured: ((frame, the intended label's full
     reading), {frame: the output's text at its lines}), or None; what that thread spent goes to
-    ``state["timings"]`` (``qa.metrics`` reports it as ``label.ocr thread``, and how many reads it made as
-    ``label.ocr thread reads``)."""
+    ``state["timings"]`` (``qa.metrics`` reports it as ``label.ocr thread``)."""
     if "first_read" not in state:
         return None
     frame, future = state["first_read"]
@@ -380,8 +379,7 @@ def _collect(state: dict):
         wall, cpu = wall + w, cpu + c
         if text is not None:
             ahead[i] = text
-    reads = 1 + len(state.get("ahead", {}))
-    state["timings"] = {"ocr thread": (wall, cpu), "ocr thread reads": (reads, reads)}
+    state["timings"] = {"ocr thread": (wall, cpu)}
     return (frame, value), ahead
 
 
