@@ -15,8 +15,9 @@ on disk in ``qa-source-<key>.pkl`` there, so a second variant in another process
 region left out of whole-frame checks), ``SOURCE_CACHE_VERSION`` and the code of the modules that compute them.
 ``metrics_table`` makes one row per variant.
 
-QA uses two threads by default (``PARALLEL``; ``RAY32_QA_THREADS=1`` keeps it on one): the next batch is decoded,
-resized, its reference graded and its flows made while the checks measure the current batch, and the checks of
+QA uses two threads by default (``PARALLEL``; ``RAY32_QA_THREADS=1`` keeps it on one): each clip is decoded a
+chunk ahead in a thread of its own, the next batch is resized, its reference graded and its flows made while the
+checks measure the current batch, and the checks of
 the label's and face's region run beside the whole-frame checks. OpenCV, numpy, PyAV, OpenColorIO and dlib
 release the GIL in their loops, so a second core is used; the results are the same as on one thread
 (``tests/test_qa_speed.py``).
@@ -65,6 +66,8 @@ SOURCE_CACHE_VERSION = 1
 """Bump when what the source cache holds changes meaning (the code of the modules that fill it is keyed too)."""
 FLOW_CACHE_MB = 512
 """The source's flows (float16) are written to the disk cache only up to this size (about 40 s at 1080p)."""
+DECODE_AHEAD_MB = 48
+"""With QA in threads, the chunk of frames each clip is decoded ahead is at most this large (``decode_chunk``)."""
 PARALLEL = os.environ.get("RAY32_QA_THREADS", "2") != "1"
 """Whether QA runs in two threads (see the module docstring): the same numbers either way; ``RAY32_QA_THREADS=1``
 keeps QA on one thread."""
@@ -532,6 +535,10 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference, grade_invariant=inv,
                 label_visibility=vis, parallel=bool(parallel),
                 source_face_boxes=None if face_boxes is None else np.asarray(face_boxes, float))
+    decoders = []
+    if parallel:  # each clip decoded one chunk ahead in a thread of its own, beside the batches' work
+        source, output = _Ahead(iter(source)), _Ahead(iter(output))
+        decoders = [source, output]
     show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
     clip.sample_index = tuple(sample_indices(source_count, samples))
     extra = set()
@@ -674,6 +681,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 progress(done, n)
     finally:
         batches.close()
+        for d in decoders:
+            d.close()
         if pool is not None:
             pool.shutdown()
         reference.close()
@@ -854,6 +863,13 @@ def track_dict(track) -> tuple[dict, dict | None]:
     return dict(track), None
 
 
+def decode_chunk(width: int, height: int) -> int:
+    """Frames per decoded chunk when each clip is decoded ahead in its own thread (``measure_frames`` with
+    ``parallel``): up to 16, fewer where 16 frames would exceed ``DECODE_AHEAD_MB`` (a 1080p clip: 7), so the
+    chunk decoded ahead adds little memory."""
+    return int(max(1, min(16, DECODE_AHEAD_MB * 2**20 // max(1, width * height * 3))))
+
+
 def measure(source, output, facts: Facts, *, label_track=None, samples: int = SAMPLES,
             analysis_side: int = ANALYSIS_SIDE, cache: dict | None = None,
             source_cache: str | os.PathLike | None = None, face_boxes: np.ndarray | None = None,
@@ -923,7 +939,11 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
             cll, fall = max(cll, c), max(fall, f)
         hdr = (cll, fall)
     skey = shot_key(src.path, src.first, src.stop) if src is not None else shot_key(source, 0, count)
-    return measure_frames(read_chunks(src if src is not None else src_info), read_chunks(out_info), facts,
+    ahead = PARALLEL if parallel is None else parallel
+    src_chunks = read_chunks(src if src is not None else src_info,
+                             chunk_frames=decode_chunk(src_info.width, src_info.height) if ahead else 16)
+    out_chunks = read_chunks(out_info, chunk_frames=decode_chunk(out_info.width, out_info.height) if ahead else 16)
+    return measure_frames(src_chunks, out_chunks, facts,
                           fps=fps, source_count=count, output_count=out_info.frame_count, output_fps=out_info.fps,
                           label_track=track, label_score=score, artwork=artwork, identity_reference=reference,
                           guides=guides, samples=samples, analysis_side=analysis_side, cache=cache,

@@ -200,3 +200,28 @@ def test_a_failed_read_in_the_ocr_thread_is_read_again_at_the_end(data, monkeypa
     monkeypatch.setattr(label, "_timed", lambda fn, *a: (_ for _ in ()).throw(RuntimeError("ONNX Runtime failed")))
     three = _run(data, wrong, True)
     assert one.frames.equals(three.frames)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_damaged_output_fails_qa_with_the_decoders_error_and_stops_its_threads(tmp_path, parallel):
+    """With each clip decoded ahead in a thread of its own, a decoding error in the output still reaches the
+    caller as the clip's error (which file, which frame), and no QA thread is left running."""
+    import threading
+
+    from qa.metrics import measure
+    from ray32.shot import ShotError
+    from tests.clips import write_clip
+
+    src, out = tmp_path / "src.mp4", tmp_path / "out.mp4"
+    write_clip(src, frames=48)
+    write_clip(out, frames=48)
+    data = bytearray(out.read_bytes())  # the middle fifth of the file overwritten: decoding fails part-way
+    n = len(data)
+    data[n * 2 // 5:n * 3 // 5] = np.random.default_rng(0).integers(0, 256, n * 3 // 5 - n * 2 // 5, np.uint8).tobytes()
+    out.write_bytes(bytes(data))
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(ShotError) as err:
+        measure(src, out, Facts(variant="x"), parallel=parallel)
+    assert "out.mp4" in str(err.value) and "frame" in str(err.value)
+    left = {t.name for t in threading.enumerate()} - before
+    assert not [n for n in left if n.startswith("qa-")]
