@@ -72,7 +72,8 @@ PARALLEL = os.environ.get("RAY32_QA_THREADS", "2") != "1"
 """Whether QA runs in two threads (see the module docstring): the same numbers either way; ``RAY32_QA_THREADS=1``
 keeps QA on one thread."""
 _SOURCE_MODULES = ("qa.metrics", "qa.checks.motion", "qa.checks.temporal", "qa.checks.structure",
-                   "qa.checks.identity", "qa.checks.label_lost", "qa.checks.label")
+                   "qa.checks.identity", "qa.checks.label_lost", "qa.checks.label", "qa.checks.geometry",
+                   "ray32.grade", "ray32.color")
 """The modules whose code computes source-side measurements: a change to any of them makes a new cache key."""
 
 
@@ -211,6 +212,7 @@ class _Ahead:
         self._taken = 0
         self._stop = threading.Event()
         self._items = items
+        self._finished: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="qa-batches", daemon=True)
         self._thread.start()
 
@@ -238,13 +240,17 @@ class _Ahead:
         return self
 
     def __next__(self):
+        if self._finished is not None:  # ended or failed before: the same again, never a wait
+            raise self._finished
         if self._taken:
             self._slots.release()  # the caller is done with the item it took before
         self._taken += 1
         ok, item = self._queue.get()
         if not ok:
+            self._finished = item
             raise item
         if item is self._END:
+            self._finished = StopIteration()
             raise StopIteration
         return item
 
@@ -535,10 +541,6 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference, grade_invariant=inv,
                 label_visibility=vis, parallel=bool(parallel),
                 source_face_boxes=None if face_boxes is None else np.asarray(face_boxes, float))
-    decoders = []
-    if parallel:  # each clip decoded one chunk ahead in a thread of its own, beside the batches' work
-        source, output = _Ahead(iter(source)), _Ahead(iter(output))
-        decoders = [source, output]
     show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
     clip.sample_index = tuple(sample_indices(source_count, samples))
     extra = set()
@@ -639,8 +641,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     # The checks of a batch in two groups, the second in a second thread: at first the label's and face's region
     # and the whole frame, then split by what each check took on the batch before (``balanced``); tables and worst
     # frames are gathered in the declared order, so the results are the same.
-    groups = [[c for c in streamed if c.region is not None], [c for c in streamed if c.region is None]]
-    if not groups[0]:  # no label or face: the whole-frame checks start split in two
+    region = [c for c in streamed if c.region is not None and (c.applies is None or c.applies(facts))]
+    groups = [region, [c for c in streamed if c not in region]]
+    if not groups[0]:  # no label or face to judge: the whole-frame checks start split in two
         groups = [groups[1][0::2], groups[1][1::2]]
     groups = ([g for g in groups if g] or [[]]) if parallel else [streamed]  # [[]]: no streamed check chosen
     took: dict[str, float] = {}  # check -> seconds on the last batch
@@ -662,7 +665,16 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             _add(cpu, c.name, took[c.name])
         return found
 
-    batches = _Ahead(prepared()) if parallel else prepared()
+    decoders = []
+    if parallel:  # each clip decoded one chunk ahead in a thread of its own, beside the batches' work
+        source, output = _Ahead(iter(source)), _Ahead(iter(output))  # read by ``prepared`` when it runs
+        decoders = [source, output]
+    try:
+        batches = _Ahead(prepared()) if parallel else prepared()
+    except BaseException:
+        for d in decoders:
+            d.close()
+        raise
     try:
         for batch, quads in batches:
             if pool is not None and took:
@@ -680,11 +692,13 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             if progress:
                 progress(done, n)
     finally:
-        batches.close()
-        for d in decoders:
-            d.close()
-        if pool is not None:
-            pool.shutdown()
+        try:
+            batches.close()
+        finally:
+            for d in decoders:  # even when closing the batches fails (a second Ctrl-C during its join)
+                d.close()
+            if pool is not None:
+                pool.shutdown()
         reference.close()
     clip.samples = kept
 
@@ -865,8 +879,8 @@ def track_dict(track) -> tuple[dict, dict | None]:
 
 def decode_chunk(width: int, height: int) -> int:
     """Frames per decoded chunk when each clip is decoded ahead in its own thread (``measure_frames`` with
-    ``parallel``): up to 16, fewer where 16 frames would exceed ``DECODE_AHEAD_MB`` (a 1080p clip: 7), so the
-    chunk decoded ahead adds little memory."""
+    ``parallel``): up to 16, fewer where 16 frames would exceed ``DECODE_AHEAD_MB`` (a 1080p clip: 8). A batch
+    joined from smaller chunks holds up to three per clip at a time (two joined, one being decoded)."""
     return int(max(1, min(16, DECODE_AHEAD_MB * 2**20 // max(1, width * height * 3))))
 
 

@@ -225,3 +225,25 @@ def test_a_damaged_output_fails_qa_with_the_decoders_error_and_stops_its_threads
     assert "out.mp4" in str(err.value) and "frame" in str(err.value)
     left = {t.name for t in threading.enumerate()} - before
     assert not [n for n in left if n.startswith("qa-")]
+
+
+def test_the_thread_ahead_answers_again_after_its_end_or_error_without_waiting():
+    """Asking a finished (or failed) run-ahead iterator again gives the same end (or error) at once: a caller that
+    takes once more must not block the batch thread forever."""
+    from qa.metrics import _Ahead
+
+    a = _Ahead(iter([1, 2]))
+    assert list(a) == [1, 2]
+    assert next(a, "end") == "end" and next(a, "end") == "end"
+    a.close()
+
+    def failing():
+        yield 1
+        raise ValueError("damaged")
+
+    b = _Ahead(failing())
+    assert next(b) == 1
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            next(b)
+    b.close()

@@ -242,6 +242,21 @@ def face_step(fps) -> int:
     return max(1, int(round(float(fps) / 4)))
 
 
+def grade_key(grade: dict) -> str:
+    """The key of a grade in the source cache (the graded source's faces are kept per grade): its values, and the
+    content of its LUT file when it names one (a .cube edited in place is another grade)."""
+    key = repr(sorted(grade.items()))
+    lut = grade.get("lut")
+    if lut:
+        import hashlib
+
+        try:
+            key += ":" + hashlib.sha256(open(lut, "rb").read()).hexdigest()[:16]
+        except OSError:
+            pass  # a missing LUT fails where the grade is applied
+    return key
+
+
 def measure(batch: Batch) -> pd.DataFrame:
     clip = batch.clip
     if not clip.facts.identity.check:
@@ -249,7 +264,7 @@ def measure(batch: Batch) -> pd.DataFrame:
     step = face_step(clip.fps)
     src_faces = clip.cache.setdefault("src_faces", {})  # frame -> (embedding, box) or None
     ref_faces = clip.cache.setdefault("graded_faces", {})  # (grade, frame) -> (embedding, box) or None
-    grade = repr(sorted(clip.grade.items())) if clip.grade and clip.make_reference is not None else None
+    grade = grade_key(clip.grade) if clip.grade and clip.make_reference is not None else None
     rows, index = [], []
     for k, i in enumerate(batch.index):
         i = int(i)
