@@ -5,12 +5,14 @@ chunk by chunk, and builds per chunk what the checks declare they need (``qa.che
 analysis size, the *intended reference* (the source with the market label swapped in and the variant's grade
 applied, made with the same ``ray32`` code the composite engine uses), the mask of the regions whose change is
 intended, consecutive-frame flows and steps, and full-size frames (kept only at the sampled indices). Memory is
-bounded by two chunks (the one measured and the next, made in a second thread) plus the samples.
+bounded by two chunks (the one measured and the next, made in a second thread) plus the samples, and with threads
+up to three decoded chunks per clip (``decode_chunk``).
 
 Source-side measurements (the source's flows and frame steps, warp residuals, edges, texture, face embeddings,
-and where the label is withheld how well each market's artwork matches the source there) do not depend on the variant: they are made once per shot and kept in ``cache`` (shared by the variants QA'd in
-one process) and, given ``source_cache`` (a folder: the campaign run passes the prepared shot's cache folder),
-on disk in ``qa-source-<key>.pkl`` there, so a second variant in another process reuses them. The key
+and where the label is withheld how well each market's artwork matches the source there) do not depend on the
+variant: they are made once per shot and kept in ``cache`` (shared by the variants QA'd in one process) and,
+given ``source_cache`` (a folder: the campaign run passes the prepared shot's cache folder), on disk in
+``qa-source-<key>.pkl`` there, so a second variant in another process reuses them. The key
 (``source_cache_key``) covers the shot's content and trim, the analysis parameters, the label's place (the
 region left out of whole-frame checks), ``SOURCE_CACHE_VERSION`` and the code of the modules that compute them.
 ``metrics_table`` makes one row per variant.
