@@ -21,7 +21,7 @@ OCR (rapidocr) then reads where it decides something (``ocr_frames``): a few of 
 (``OCR_SAMPLES``), the frame where the label differs most from the intended one, and the worst frame of every run
 of frames where the local difference rises; the per-frame measures above judge every other frame. The reference
 is read through the same (OCR's) rectification: in full once (detector and recogniser), and the output's labels
-are then recognised at the lines found there, all in one call (``read_lines``); a frame that does not read like the
+are then recognised at the lines found there (``read_lines``, one frame per call); a frame that does not read like the
 artwork is read again in full, output and reference alike, so a failure is judged on full readings. With QA in
 threads (``Clip.parallel``) and the OCR engine built, the reference's full read on the first sampled frame is made
 in a background OCR thread while the frames are still measured (the same read, the same text). The two texts
@@ -283,7 +283,7 @@ def measure(batch: Batch) -> pd.DataFrame:
         i = int(i)
         quad = clip.label_track.get(i)
         score = None if clip.label_score is None else clip.label_score.get(i)
-        if quad is None or not np.all(np.isfinite(quad)) or (score is not None and score < MIN_TRACK_SCORE):
+        if not _judged(clip, i):
             rows.append({"label_judged": False, "track_score": np.nan if score is None else score})
             index.append(i)
             continue
@@ -508,7 +508,8 @@ def read_texts(reads: list[int], rects: dict, read: Callable[[np.ndarray], OcrRe
     fast: dict[int, str] = {}
     if lines is not None and first.lines and read is read_text:
         size0 = rects[reads[0]][1].shape[1::-1]
-        fast = {i: (ahead or {}).get(i) or _at_lines(rects[i][0], first, size0, lines) for i in reads}
+        ahead = ahead or {}
+        fast = {i: ahead[i] if i in ahead else _at_lines(rects[i][0], first, size0, lines) for i in reads}
     texts = []
     for i in reads:
         out = None
@@ -563,8 +564,7 @@ def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResu
     # (``Clip.label_visibility``) it is a mix of the source's label and the artwork, whose text means nothing
     # (cup.mp4 frame 24 under overcast read 'F' through the output and nothing through the reference); the
     # per-frame measures, made against a reference faded the same way, still judge those frames.
-    full = judged.index if clip.label_visibility is None else \
-        [i for i in judged.index if i >= len(clip.label_visibility.alpha) or clip.label_visibility.alpha[i] >= 1.0]
+    full = [i for i in judged.index if _drawn(clip, int(i))]
     reads = ocr_frames(judged.loc[full, "label_local_diff"], clip.sample_index, bound=bound)
     if not len(full):
         clip.notes.append("label text not read by OCR: on every judged frame the label fades out or in around a "
