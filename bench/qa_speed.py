@@ -6,12 +6,14 @@ all 217 (8.1 s, two threads and the code before only), where QA's fixed costs pe
 campaign's usual variant) and a 1080p clip (the synthetic demo scene at 2x, ``bench.shot_decode.make_clip``, 48 frames) -- two variants are
 rendered and QA'd, each in a new process, one after the other, sharing one cache folder:
 
-1. the first variant (market A, the "golden" preset): the shot is prepared (timed apart: per shot, not per
-   variant), the variant rendered (composite engine: label swap + grade, draft out, through
-   ``ray32.render.render_to_files``) and QA'd (``qa.metrics.measure``, the campaign run's path, 9 samples) with an
-   empty source cache: *cold*;
+1. the first variant (market A, the "golden" preset): the shot is prepared and QA's source side measured
+   (``qa.metrics.measure_source``, as the campaign run's prepare step: timed apart, per shot, not per variant;
+   code without it, ``--before``, makes the source side inside this variant's QA), the variant rendered
+   (composite engine: label swap + grade, draft out, through ``ray32.render.render_to_files``) and QA'd
+   (``qa.metrics.measure``, the campaign run's path, 9 samples): *cold* (a new process, the shot just prepared);
 2. the second variant (market B, the "neon" preset) in a new process: the prepared shot and QA's source-side
-   measurements come from the disk cache next to the prepared shot: *warm*.
+   measurements come from the disk cache next to the prepared shot (loaded at the prepare step): *warm*;
+3. three more variants in that process (de:overcast, us:golden, de:neon): a campaign worker's steady state.
 
 The pair runs three times side by side, each with its own cache folder: QA in two threads (the default,
 ``qa.metrics.PARALLEL``), QA on one thread, and -- with ``--before COMMIT`` -- the code of an earlier commit.
@@ -189,7 +191,7 @@ def child(argv: list[str]) -> None:
     threads = int(argv[5]) if len(argv) > 5 else 2
     then = [v.split(":") for v in argv[6].split(",")] if len(argv) > 6 and argv[6] else []
     frames = int(argv[7]) if len(argv) > 7 else FRAMES
-    res = one_variant(clip, out, corners, market, preset, threads, frames)
+    res = one_variant(clip, out, corners, market, preset, threads, frames, source_pass=True)
     res["next_in_process"] = [one_variant(clip, out, corners, m, p, threads, frames) for m, p in then]
     print("RESULT=" + json.dumps(res))
 
@@ -200,8 +202,11 @@ per shot)."""
 
 
 def one_variant(clip: Path, out: Path, corners, market: str, preset: str, threads: int,
-                frames: int = FRAMES) -> dict:
-    """Prepare (from the cache when the shot was prepared before), render and QA one variant: its figures."""
+                frames: int = FRAMES, source_pass: bool = False) -> dict:
+    """Prepare (from the cache when the shot was prepared before), render and QA one variant: its figures.
+    ``source_pass``: QA's source side is measured (or loaded from the prepared shot's cache) after preparing, as
+    the campaign run's prepare step does once per run (``flows.pipeline.measure_source``), and timed apart; code
+    without ``qa.metrics.measure_source`` (``--before``) makes it inside the first variant's QA."""
     import inspect
     import resource
 
@@ -243,10 +248,6 @@ def one_variant(clip: Path, out: Path, corners, market: str, preset: str, thread
     t0, c0 = time.perf_counter(), cpu()
     prepared = engine.prepare(shot, settings)
     res["prepare_s"], res["prepare_cpu_s"] = round(time.perf_counter() - t0, 3), round(cpu() - c0, 3)
-    t0, c0 = time.perf_counter(), cpu()
-    result = render_to_files(shot, req, engine=engine, prepared=prepared, out_dir=out / f"{market}-{preset}",
-                             stem="variant")
-    res["render_s"], res["render_cpu_s"] = round(time.perf_counter() - t0, 3), round(cpu() - c0, 3)
     facts = facts_from_request(data, variant=f"{market}-{preset}")
     params = inspect.signature(measure).parameters  # the same bench ran on the code before this branch
     kw = {"source_cache": prepared.cache_dir} if "source_cache" in params else {}
@@ -255,6 +256,19 @@ def one_variant(clip: Path, out: Path, corners, market: str, preset: str, thread
     if "parallel" in params:
         kw["parallel"] = threads > 1
     kw["cache"] = _CACHE  # one per process, as a campaign run keeps per shot (flows.pipeline.measure)
+    try:
+        from qa.metrics import measure_source
+    except ImportError:
+        measure_source = None
+    if source_pass and measure_source is not None:
+        t0, c0 = time.perf_counter(), cpu()
+        src = measure_source(prepared.shot, facts, label_track=prepared.label_track, samples=SAMPLES, **kw)
+        res["qa_source_s"], res["qa_source_cpu_s"] = round(time.perf_counter() - t0, 3), round(cpu() - c0, 3)
+        res["qa_source_measured"] = src["measured"]
+    t0, c0 = time.perf_counter(), cpu()
+    result = render_to_files(shot, req, engine=engine, prepared=prepared, out_dir=out / f"{market}-{preset}",
+                             stem="variant")
+    res["render_s"], res["render_cpu_s"] = round(time.perf_counter() - t0, 3), round(cpu() - c0, 3)
     t0, c0 = time.perf_counter(), cpu()
     qa = measure(prepared.shot, result.paths["draft"], facts, label_track=prepared.label_track, samples=SAMPLES,
                  **kw)

@@ -326,6 +326,31 @@ def check_deliveries(records: dict, plans: dict, folder: Path, shot, quads, face
         rec["loudness"] = rec["qa"].pop("loudness")
 
 
+def _qa_cache(ctx: RunContext) -> dict:
+    """This process's QA source cache of the run's shot (shared by every variant QA'd here)."""
+    with _MEMO_LOCK:
+        return _MEMO.setdefault(("qa-cache", ctx.source, repr(ctx.trim)), {})
+
+
+def measure_source(ctx: RunContext, variant: dict, prepared) -> dict | None:
+    """QA's source-side measurements of the run's shot, made once at its preparation
+    (``qa.metrics.measure_source``, with ``variant``'s facts: its grade's faces and its artwork's match where the
+    track is lost come with them) and kept in this process and next to the prepared shot: no variant's QA makes
+    them. Returns the pass's timings, or None when it could not run (the variant's facts are bad: that variant's
+    QA says so; the others make the measurements themselves)."""
+    from qa.metrics import measure_source as measure_qa_source
+    from ray32.errors import Ray32Error
+
+    try:
+        facts = variant_facts(variant, ctx.root, engine=ctx.engine)
+        return measure_qa_source(prepared.shot, facts, label_track=prepared.label_track, samples=ctx.qa_samples,
+                                 cache=_qa_cache(ctx), source_cache=prepared.cache_dir,
+                                 face_boxes=prepared.face_boxes)
+    except Ray32Error as ex:
+        log.warning("QA's source-side pass skipped (%s); each variant's QA makes those measurements", ex)
+        return None
+
+
 def measure(ctx: RunContext, variant: dict, prepared, paths: dict):
     """Run the QA checks (``qa.metrics.measure``, the same path as ``ray32 qa``) on the first decodable output
     against the prepared (trimmed) shot; pickles the measurements next to it (``qa.pkl``). Returns the
@@ -336,10 +361,8 @@ def measure(ctx: RunContext, variant: dict, prepared, paths: dict):
     if fmt is None:
         return None
     facts = variant_facts(variant, ctx.root, engine=ctx.engine)
-    with _MEMO_LOCK:
-        cache = _MEMO.setdefault(("qa-cache", ctx.source, repr(ctx.trim)), {})
     qa = measure_qa(prepared.shot, paths[fmt], facts, label_track=prepared.label_track, samples=ctx.qa_samples,
-                    cache=cache, source_cache=prepared.cache_dir, face_boxes=prepared.face_boxes)
+                    cache=_qa_cache(ctx), source_cache=prepared.cache_dir, face_boxes=prepared.face_boxes)
     with open(Path(paths[fmt]).parent / "qa.pkl", "wb") as fh:
         pickle.dump(qa, fh)
     return qa

@@ -50,6 +50,7 @@ def prepare_task(ctx: pipeline.RunContext, variant: dict) -> str:
 
     request = RenderRequest.model_validate(pipeline.absolute_request(variant["request"], ctx.root))
     _, prepared = pipeline.prepare(ctx, request)
+    pipeline.measure_source(ctx, variant, prepared)  # QA's source side: once per shot, before the variants
     return prepared.key
 
 

@@ -69,6 +69,9 @@ SOURCE_CACHE_VERSION = 1
 FLOW_CACHE_MB = 512
 """The source's flows (float16) are written to the disk cache only up to this size (about 40 s at 1080p)."""
 DECODE_AHEAD_MB = 48
+SWAP_CACHE_MB = 256
+"""Pixels of swapped label crops kept per shot and market in a process's cache (``Swaps``): a 1080p label of
+about 220x120 px is 0.1 MB a frame."""
 """With QA in threads, the chunk of frames each clip is decoded ahead is at most this large (``decode_chunk``)."""
 PARALLEL = os.environ.get("RAY32_QA_THREADS", "2") != "1"
 """Whether QA runs in two threads (see the module docstring): the same numbers either way; ``RAY32_QA_THREADS=1``
@@ -170,16 +173,27 @@ def jpeg(frame: np.ndarray, width: int = 400, quality: int = 82) -> bytes:
     return buf.tobytes()
 
 
+class FrameSeq(list):
+    """Full-size frames (each (H, W, 3)) taken from several decoded chunks: views of the chunks, not a copy of them
+    joined (at 1080p joining two 8-frame chunks into a 16-frame batch cost about 90 ms a clip, mostly the page
+    faults of a new 100 MB array). Indexed, measured with ``len`` and ``shape`` (n, H, W, 3) like the array it
+    stands for."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), *self[0].shape) if self else (0,)
+
+
 class _Frames:
     """Frames from ray32.shot Chunks or plain (n, h, w, 3) arrays, taken ``n`` at a time: a view of the decoder's
-    chunk when it holds them all (no copy), else the pieces joined."""
+    chunk when it holds them all, else a ``FrameSeq`` of views of the pieces (no copy either way)."""
 
     def __init__(self, chunks: Iterable):
         self.chunks = iter(chunks)
         self.head: np.ndarray | None = None
         self.pos = 0
 
-    def take(self, n: int) -> np.ndarray | None:
+    def take(self, n: int) -> np.ndarray | FrameSeq | None:
         parts, need = [], n
         while need:
             if self.head is None or self.pos >= len(self.head):
@@ -194,7 +208,7 @@ class _Frames:
             parts.append(part)
         if not parts:
             return None
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return parts[0] if len(parts) == 1 else FrameSeq(f for p in parts for f in p)
 
 
 class _Ahead:
@@ -263,17 +277,36 @@ class _Ahead:
 
 def _batches(src: Iterable, out: Iterable, size: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(first index, source frames, output frames) of at most ``size`` frames each, in step, until either ends."""
-    s, o = _Frames(src), _Frames(out)
+    s = _Frames(src)
+    o = None if out is None else _Frames(out)  # None: the source is its own output (``measure_source``)
     first = 0
     while True:
-        a, b = s.take(size), o.take(size)
+        a = s.take(size)
+        b = a if o is None else o.take(size)
         if a is None or b is None:
             return
         m = min(len(a), len(b))
-        yield first, a[:m], b[:m]
+        a, b = (x if len(x) == m else x[:m] if isinstance(x, np.ndarray) else FrameSeq(x[:m]) for x in (a, b))
+        yield first, a, b
         first += m
         if m < size:
             return
+
+
+class Swaps(dict):
+    """The label check's reference crops with the market artwork swapped in, before the grade (``Reference``): one
+    per frame, kept for the process's next variants of the same shot and market (a campaign grades each market
+    several ways; the swap at full size is most of the label check's CPU at 1080p). Filled up to
+    ``SWAP_CACHE_MB`` of pixels, then no more is kept."""
+
+    def __init__(self, limit_mb: float):
+        super().__init__()
+        self.nbytes, self.limit = 0, int(limit_mb * 2**20)
+
+    def put(self, key, crop: np.ndarray) -> None:
+        if self.nbytes + crop.nbytes <= self.limit:
+            self[key] = crop
+            self.nbytes += crop.nbytes
 
 
 class Reference:
@@ -288,8 +321,9 @@ class Reference:
     """
 
     def __init__(self, facts: Facts, artwork: np.ndarray | None, fps: Fraction, frame_count: int,
-                 transfer: str = "bt709", primaries: str = "bt709", visibility=None):
+                 transfer: str = "bt709", primaries: str = "bt709", visibility=None, swaps: dict | None = None):
         self.swapper = self.grader = self.alpha = None
+        self.swaps = swaps  # (frame, crop's place and size, corners) -> the crop with the artwork swapped in
         parts = []
         if facts.label is not None and artwork is not None:
             from ray32.label_lock import LabelSwapper
@@ -319,15 +353,29 @@ class Reference:
     def intended(self) -> bool:
         return self.swapper is not None or self.grader is not None
 
-    def __call__(self, i: int, image: np.ndarray, corners: np.ndarray | None) -> np.ndarray:
+    def __call__(self, i: int, image: np.ndarray, corners: np.ndarray | None, place: tuple | None = None) -> np.ndarray:
         """The reference of ``image`` (frame ``i``, full size or a crop; ``corners`` of the label in its
-        pixels, or None), as a new array."""
-        return self._make(i, np.array(image, copy=True), corners)
+        pixels, or None), as a new array. ``place``: where a crop of the full-size source sits ((x0, y0)): the
+        label check's crops, whose swapped label is kept in ``swaps`` (shared by the variants of one market, whose
+        grades differ) and graded per variant."""
+        if place is None or self.swaps is None or self.swapper is None or corners is None:
+            return self._make(i, np.array(image, copy=True), corners)
+        key = (i, tuple(place), image.shape, np.asarray(corners, np.float64).tobytes())
+        swapped = self.swaps.get(key)
+        if swapped is None:
+            swapped = self._swap(i, np.array(image, copy=True), corners)
+            self.swaps.put(key, swapped)
+        img = np.array(swapped, copy=True)
+        return self.grader.apply(i, img) if self.grader is not None else img
 
-    def _make(self, i: int, img: np.ndarray, corners: np.ndarray | None) -> np.ndarray:
+    def _swap(self, i: int, img: np.ndarray, corners: np.ndarray | None) -> np.ndarray:
         if self.swapper is not None and corners is not None and np.all(np.isfinite(corners)):
             img = self.swapper.apply(img, corners, inplace=True,
                                      opacity=1.0 if self.alpha is None or i >= len(self.alpha) else self.alpha[i])
+        return img
+
+    def _make(self, i: int, img: np.ndarray, corners: np.ndarray | None) -> np.ndarray:
+        img = self._swap(i, img, corners)
         if self.grader is not None:
             img = self.grader.apply(i, img)
         return img
@@ -489,7 +537,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                    transfer: str = "bt709", primaries: str = "bt709", hdr: tuple[float, float] | None = None,
                    checks=CHECKS, progress: Callable[[int, int], None] | None = None,
                    source_cache: str | os.PathLike | None = None, source_key: str | None = None,
-                   face_boxes: np.ndarray | None = None, parallel: bool | None = None) -> VariantQA:
+                   face_boxes: np.ndarray | None = None, parallel: bool | None = None,
+                   source_only: bool = False) -> VariantQA:
     """Run every check on a source/output pair given as streams of frames.
 
     Args:
@@ -517,6 +566,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
         parallel: make the next batch (decoding, the reference, flows) in a second thread while the checks
             measure the current one, run the label's and face's checks beside the whole-frame checks, and make
             the thumbnails while the checks finish (the same numbers either way); None: ``PARALLEL``.
+        source_only: ``output`` is None and the source is measured as its own output, for the source-side
+            measurements only (``measure_source``): no output flows, thumbnails or report frames.
 
     Returns:
         ``VariantQA``.
@@ -529,19 +580,26 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     key = source_cache_key(source_key or "the caller's source", count=source_count, place=place,
                            analysis_side=analysis_side, chunk_frames=chunk_frames)
     disk = source_cache_path(source_cache, key) if source_cache is not None and source_key is not None else None
-    cache = cache.setdefault(("qa-source", key), {})
+    outer, cache = cache, cache.setdefault(("qa-source", key), {})
     if not cache and disk is not None:
         cache.update(_load_source_cache(disk))
     known = _entries(cache)
+    if source_only and known:  # measured before (in this process, or next to the prepared shot): nothing to do
+        return VariantQA(variant=facts.variant, facts=facts, summary={}, frames=pd.DataFrame(), fps=Fraction(fps),
+                         frame_count=source_count, notes=["the source side was measured before"])
     vis = label_visibility(label_track, source_count, fps) if facts.label is not None else None
-    reference = Reference(facts, artwork, fps, source_count, transfer, primaries, visibility=vis)
+    swaps = None
+    if artwork is not None and facts.label is not None:
+        art = hashlib.sha1(np.ascontiguousarray(artwork).tobytes()).hexdigest()
+        swaps = outer.setdefault(("qa-swaps", key, art, transfer, primaries), Swaps(SWAP_CACHE_MB))
+    reference = Reference(facts, artwork, fps, source_count, transfer, primaries, visibility=vis, swaps=swaps)
     judge = judging(facts)  # pixel reference, or grade-invariant measures (a generative engine's variant)
     inv = judge.grade_invariant
     clip = Clip(facts=facts, fps=Fraction(fps), output_fps=Fraction(output_fps or fps), source_count=source_count,
                 output_count=output_count, label_track=label_track, label_score=label_score, artwork=artwork,
                 identity_reference=identity_reference, guides=guides, reference_kind=reference.kind,
                 grade=facts.grade, cache=cache, hdr=hdr, make_reference=reference, grade_invariant=inv,
-                label_visibility=vis, parallel=bool(parallel),
+                label_visibility=vis, parallel=bool(parallel), source_only=source_only,
                 source_face_boxes=None if face_boxes is None else np.asarray(face_boxes, float))
     show = {0, (source_count - 1) // 2, source_count - 1}  # first / middle / last for the report
     clip.sample_index = tuple(sample_indices(source_count, samples))
@@ -549,7 +607,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     for c in checks:
         if c.sample_frames is not None:
             extra |= set(c.sample_frames(clip))
-    picks = set(clip.sample_index) | show | extra
+    picks = set() if source_only else set(clip.sample_index) | show | extra
     streamed = [c for c in checks if c.streamed]
     pairs = any("pairs" in c.needs for c in streamed)
     tables: dict[str, list[pd.DataFrame]] = {c.name: [] for c in checks}
@@ -579,7 +637,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             size, scale = geometry["size"], geometry["scale"]
             idx = np.arange(first, first + len(src_full))
             out_full = out_raw if out_raw.shape[1:3] == src_full.shape[1:3] else \
-                np.stack([resize(o, (src_full.shape[2], src_full.shape[1])) for o in out_raw])
+                FrameSeq(resize(o, (src_full.shape[2], src_full.shape[1])) for o in out_raw)
             # Each array holds the previous batch's last frame first (what the pairs run over: ``Batch.seq``), the
             # batch's own frames are views of it; grey frames are made once here for every check.
             o0 = 0 if prev is None else 1
@@ -587,9 +645,12 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             quads = [None if place is None else place.get(int(i)) for i in idx]
             seqs = {w: np.empty((m + o0, size[1], size[0], 3), np.uint8) for w in ("src", "out")}
             seqs["keep"] = np.empty((m + o0, size[1], size[0]), bool)
+            if source_only:  # the source is its own output: one array for both
+                seqs["out"] = seqs["src"]
             for k in range(m):
                 seqs["src"][o0 + k] = resize(src_full[k], size)
-                seqs["out"][o0 + k] = resize(out_full[k], size)
+                if not source_only:
+                    seqs["out"][o0 + k] = resize(out_full[k], size)
                 seqs["keep"][o0 + k] = _keep_mask(size, quads[k], scale)
             if reference.intended:
                 seqs["ref"] = np.empty_like(seqs["src"])
@@ -599,7 +660,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             else:
                 seqs["ref"] = seqs["src"]
             grays = {w: np.empty(seqs[w].shape[:3], np.uint8) for w in ("src", "out", "ref")
-                     if w != "ref" or reference.intended}
+                     if (w != "ref" or reference.intended) and (w != "out" or not source_only)}
             if prev is not None:
                 for k, w in enumerate(("src", "out", "ref", "keep")):
                     seqs[w][0] = prev[k]
@@ -609,6 +670,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 for k in range(o0, m + o0):
                     cv2.cvtColor(seqs[w][k], cv2.COLOR_RGB2GRAY, dst=g[k])
             grays.setdefault("ref", grays["src"])
+            grays.setdefault("out", grays["src"])
             src, out, ref, keep = (seqs[w][o0:] for w in ("src", "out", "ref", "keep"))
             for k, i in enumerate(idx):
                 if int(i) in picks:  # copies: a view would keep the decoder's whole chunk alive
@@ -628,8 +690,11 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 if pk not in cache:  # float16: what the disk cache keeps, so cold and warm measure the same
                     cache[pk] = (dis_flows(src_seq, normalise=inv).astype(np.float16), steps(src_seq, keep_seq))
                 batch.src_flows, batch.src_steps = cache[pk][0].astype(np.float32), cache[pk][1]
-                batch.out_flows = dis_flows(out_seq, normalise=inv)
-                batch.out_steps = steps(out_seq, keep_seq)
+                if source_only:
+                    batch.out_flows, batch.out_steps = batch.src_flows, batch.src_steps
+                else:
+                    batch.out_flows = dis_flows(out_seq, normalise=inv)
+                    batch.out_steps = steps(out_seq, keep_seq)
                 batch.ref_steps = batch.src_steps if batch.ref_is_src or inv else steps(ref_seq, keep_seq)
             _add(timings, "flows+steps", time.perf_counter() - clock)
             _add(cpu, "flows+steps", time.thread_time() - c0)
@@ -669,8 +734,9 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
 
     decoders = []
     if parallel:  # each clip decoded one chunk ahead in a thread of its own, beside the batches' work
-        source, output = _Ahead(iter(source)), _Ahead(iter(output))  # read by ``prepared`` when it runs
-        decoders = [source, output]
+        source = _Ahead(iter(source))  # read by ``prepared`` when it runs
+        output = None if source_only else _Ahead(iter(output))
+        decoders = [d for d in (source, output) if d is not None]
     try:
         batches = _Ahead(prepared()) if parallel else prepared()
     except BaseException:
@@ -725,7 +791,11 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
 
     # The report's thumbnails and the source cache's file are made in a second thread while the checks finish
     # (OCR); the finishes read the source cache, none writes it.
-    if parallel:
+    if source_only:  # the source-side pass: its measurements are what it is for
+        save()
+        summary, frames, judged_against = _finish_checks(checks, tables, clip, timings, cpu)
+        thumbs = {}
+    elif parallel:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1, thread_name_prefix="qa-finish") as ex:
@@ -895,7 +965,7 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
 
     Args:
         source: the source clip's path, or an opened (possibly trimmed) ``ray32.shot.Shot``.
-        output: the output clip's path.
+        output: the output clip's path (None: the source-side pass, ``measure_source``).
         facts: the variant's facts (``qa.facts.load_facts`` / ``facts_from_request``).
         label_track: the source's label track when the caller has it (``Prepared.label_track``: a
             ``ray32.label_track.LabelTrack``, or frame -> (4, 2) quads); otherwise it comes from the facts.
@@ -919,7 +989,7 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
     src_info = src.info if src is not None else probe(source)
     fps = src.fps if src is not None else src_info.fps
     count = src.frame_count if src is not None else src_info.frame_count
-    out_info = probe(output)
+    out_info = probe(output) if output is not None else None  # None: the source-side pass (``measure_source``)
     artwork = _image(facts.label.artwork, "label artwork") if facts.label and facts.label.artwork else None
     reference = None
     if facts.identity.reference is not None:
@@ -943,7 +1013,7 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
     else:
         track, score = source_label_track(facts, source, fps, count)
     hdr = None
-    if out_info.dynamic_range not in ("SDR", "sdr"):
+    if out_info is not None and out_info.dynamic_range not in ("SDR", "sdr"):
         from qa.checks.exposure import hdr_light_levels
         from ray32.shot import working_geometry
 
@@ -958,14 +1028,46 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
     ahead = PARALLEL if parallel is None else parallel
     src_chunks = read_chunks(src if src is not None else src_info,
                              chunk_frames=decode_chunk(src_info.width, src_info.height) if ahead else 16)
-    out_chunks = read_chunks(out_info, chunk_frames=decode_chunk(out_info.width, out_info.height) if ahead else 16)
-    return measure_frames(src_chunks, out_chunks, facts,
-                          fps=fps, source_count=count, output_count=out_info.frame_count, output_fps=out_info.fps,
+    out_chunks = None if out_info is None else \
+        read_chunks(out_info, chunk_frames=decode_chunk(out_info.width, out_info.height) if ahead else 16)
+    checks = CHECKS if out_info is not None else [c for c in CHECKS if c.source_side]
+    return measure_frames(src_chunks, out_chunks, facts, checks=checks, source_only=out_info is None,
+                          fps=fps, source_count=count, output_count=count if out_info is None else out_info.frame_count,
+                          output_fps=fps if out_info is None else out_info.fps,
                           label_track=track, label_score=score, artwork=artwork, identity_reference=reference,
                           guides=guides, samples=samples, analysis_side=analysis_side, cache=cache,
                           transfer=src_info.color_transfer, primaries=src_info.color_primaries, hdr=hdr,
                           progress=progress, source_cache=source_cache, source_key=skey, face_boxes=face_boxes,
                           parallel=parallel)
+
+
+def measure_source(source, facts: Facts, *, label_track=None, samples: int = SAMPLES,
+                   analysis_side: int = ANALYSIS_SIDE, cache: dict | None = None,
+                   source_cache: str | os.PathLike | None = None, face_boxes: np.ndarray | None = None,
+                   progress: Callable[[int, int], None] | None = None, parallel: bool | None = None) -> dict:
+    """The source-side measurements of a shot, made once at its preparation so that no variant's QA makes them:
+    the checks that keep measurements of the source (``Check.source_side``: the source's flows and frame steps,
+    its warp errors and edge features, its faces and, for ``facts``' grade, its graded faces, its label's match
+    with ``facts``' artwork where the track is lost) run on the source as its own output, and the QA models are
+    loaded. The same arguments as ``measure`` (``facts``: one variant of the shot, e.g. a campaign's first);
+    what ``measure`` of any variant of the shot then reads from ``cache`` and ``source_cache``.
+
+    Nothing is measured again when the cache (``cache``, or ``source_cache`` on disk) already holds the shot's
+    source side: a resumed or repeated run pays only the cache's load.
+
+    Returns:
+        {"measured": False when the cache held it, "timings": wall seconds per stage, "cpu_timings": CPU
+        seconds, "entries": measurements cached}.
+    """
+    if facts.label is not None:
+        from qa.ocr import _engine
+
+        _engine()  # built once per process: the label check's reads of every variant start at once
+    cache = {} if cache is None else cache
+    qa = measure(source, None, facts, label_track=label_track, samples=samples, analysis_side=analysis_side,
+                 cache=cache, source_cache=source_cache, face_boxes=face_boxes, progress=progress, parallel=parallel)
+    return {"measured": bool(qa.timings), "timings": qa.timings, "cpu_timings": qa.cpu_timings,
+            "entries": sum(_entries(v) for k, v in cache.items() if isinstance(k, tuple) and k[:1] == ("qa-source",))}
 
 
 measure_clips = measure

@@ -13,6 +13,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+from skimage import data as skdata
 
 from bench.qa_defects import morph
 from qa.checks.identity import (CHECK, face_embedding, face_step, identity_check, identity_trend,
@@ -136,3 +137,23 @@ def test_identity_bounds_widen_with_the_source_identity_noise():
     assert m["identity_distance_max"].bound_for("adhere", {"source_identity_noise": 0.32}) == \
         (None, pytest.approx(0.48))
     assert m["identity_distance_trend"].bound_for("adhere", {"source_identity_noise": float("nan")}) == (None, 0.08)
+
+
+def test_the_outputs_face_is_described_once_at_the_references_box(monkeypatch):
+    """dlib's ResNet (the costly part of a face) runs once per output face: at the reference's box when the
+    detector finds the face there, not also at the detector's own box; a face found elsewhere is described at
+    its own box."""
+    import qa.checks.identity as ident
+
+    img = skdata.astronaut()
+    emb, box = face_embedding(img)
+    calls = []
+    real_describe, real_found = ident._describe, ident._Found.describe
+    monkeypatch.setattr(ident, "_describe", lambda im, b: calls.append("at") or real_describe(im, b))
+    monkeypatch.setattr(ident._Found, "describe", lambda self: calls.append("own") or real_found(self))
+    at = face_embedding(img, near=box, at=box)
+    assert calls == ["at"] and np.allclose(at[0], emb, atol=0.05)
+    calls.clear()
+    far = np.array([0, 0, 40, 40], float)  # no face there: described at the detector's box
+    own = face_embedding(img, at=far)
+    assert calls == ["own"] and np.allclose(own[0], emb)

@@ -103,3 +103,57 @@ def test_a_new_entry_inside_a_nested_dict_is_written(tmp_path):
     (path,) = folder.glob("qa-source-*.pkl")
     graded = pickle.loads(path.read_bytes())["graded_faces"]
     assert sorted(v[1] for v in graded.values()) == sorted([repr([("exposure", 0.5)]), repr([("exposure", -0.5)])])
+
+
+def test_the_source_side_pass_leaves_a_variants_qa_nothing_to_measure_of_the_source(variant):
+    """``measure_source`` (the campaign run's prepare step) makes every source-side measurement a variant's QA
+    needs: the QA after it writes nothing to the cache and measures the same numbers as a QA without it; a second
+    pass finds the measurements and measures nothing."""
+    from qa.metrics import measure_source
+
+    s, path, prep, facts, root = variant
+    without = _measure(variant, root / "qa-nopass")
+    folder = root / "qa-pass"
+    cache: dict = {}
+    done = measure_source(s, facts, label_track=prep.label_track, samples=2, cache=cache, source_cache=folder)
+    assert done["measured"] and done["entries"] > 0
+    assert len(list(folder.glob("qa-source-*.pkl"))) == 1
+    after = measure(s, path, facts, label_track=prep.label_track, samples=2, cache=cache, source_cache=folder)
+    assert "source cache write" not in after.timings  # nothing of the source was left to measure
+    for k, v in without.summary.items():
+        assert (v != v and after.summary[k] != after.summary[k]) or v == after.summary[k], k
+    pd.testing.assert_frame_equal(without.frames, after.frames)
+    again = measure_source(s, facts, label_track=prep.label_track, samples=2, cache={}, source_cache=folder)
+    assert not again["measured"]  # read from the prepared shot's cache: a resumed run pays only the load
+
+
+def test_the_swapped_label_is_kept_for_the_markets_next_variant_and_used(variant):
+    """The label check's reference crops with the artwork swapped in are kept in the process's cache for the
+    market's next variant (another grade): it measures the same numbers with them, and they are what it uses."""
+    s, path, prep, facts, root = variant
+    cache: dict = {}
+
+    def qa():
+        return measure(s, path, facts, label_track=prep.label_track, samples=2, cache=cache)
+
+    first = qa()
+    swaps = [v for k, v in cache.items() if k[0] == "qa-swaps"]
+    assert len(swaps) == 1 and len(swaps[0]) == first.summary["label_frames"] > 0
+    assert swaps[0].nbytes == sum(v.nbytes for v in swaps[0].values())
+    again = qa()
+    cols = [c for c in first.frames if c.startswith("label_") or c in ("drift_px", "artwork_similarity")]
+    pd.testing.assert_frame_equal(first.frames[cols], again.frames[cols])
+    for k in swaps[0]:  # planted: a black label in every kept crop
+        swaps[0][k] = np.zeros_like(swaps[0][k])
+    planted = qa()
+    assert first.summary["label_similarity_min"] > 0.8
+    assert planted.summary["label_similarity_min"] < 0.5
+
+
+def test_the_swap_cache_keeps_no_more_than_its_limit():
+    from qa.metrics import Swaps
+
+    kept = Swaps(limit_mb=1)
+    for i in range(5):
+        kept.put(i, np.zeros((300, 300, 3), np.uint8))  # 0.26 MB each
+    assert len(kept) == 3 and kept.nbytes <= 2**20

@@ -33,7 +33,8 @@ def data(tmp_path_factory):
 
 def _run(d, out, parallel, checks=CHECKS, source=None):
     facts = Facts(variant="t", label={"text": " ".join(MARKET), "track": None}, grade=LIGHTING["golden"])
-    return measure_frames(source if source is not None else [d["src"]], [out], facts, fps=Fraction(24),
+    return measure_frames(source if source is not None else [d["src"]], out if isinstance(out, list) else [out],
+                          facts, fps=Fraction(24),
                           source_count=N, output_count=N, label_track={i: d["track"][i] for i in range(N)},
                           artwork=d["art"], samples=3, chunk_frames=4, parallel=parallel, checks=checks)
 
@@ -54,6 +55,21 @@ def test_two_threads_measure_exactly_what_one_does(data):
     assert one.summary["flicker_max"] > 5           # the flicker was measured, on both
     assert one.summary["label_frames"] == N         # every frame's label judged
     assert "label" in two.cpu_timings and "decode+reference" in two.timings
+
+
+def test_batches_taken_across_decoded_chunks_are_views_and_measure_what_whole_chunks_do(data):
+    """At 1080p a clip is decoded in chunks smaller than a batch (``decode_chunk``): the batch's full-size frames
+    are views of those chunks (``FrameSeq``, no copy) and the numbers are those of whole batches."""
+    from qa.metrics import FrameSeq, _Frames
+
+    src, out = data["src"], data["out"]
+    taken = _Frames([src[0:3], src[3:6]]).take(4)
+    assert isinstance(taken, FrameSeq) and taken.shape == (4, *src.shape[1:])
+    assert all(np.shares_memory(f, src) for f in taken) and np.array_equal(np.stack(taken), src[:4])
+    whole = _run(data, out, False)
+    split = _run(data, [out[i:i + 5] for i in range(0, N, 5)], True, source=[src[i:i + 3] for i in range(0, N, 3)])
+    assert [k for k in whole.summary if not _same(whole.summary[k], split.summary[k])] == []
+    assert whole.frames.equals(split.frames) and whole.thumbs == split.thumbs
 
 
 def _boom(batch):

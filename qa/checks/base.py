@@ -25,7 +25,7 @@ A check takes frames and facts and returns numbers: it never opens files, logs t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
@@ -157,7 +157,8 @@ class Batch:
             source through the variant's grade and label swap; the source itself when nothing is intended).
         keep: (n, h, w) bool at the analysis size: True where whole-frame checks judge (the label/locked regions
             whose change is intended are False).
-        src_full, out_full: the full-size frames (n, H, W, 3) (the output resized to the source's size).
+        src_full, out_full: the full-size frames (n, H, W, 3) (the output resized to the source's size): an array
+            or a ``qa.metrics.FrameSeq`` of (H, W, 3) views of the decoded chunks; index them per frame.
         prev: (src, out, ref, keep) at the analysis size of the frame before ``first`` or None (first batch).
         src_flows, out_flows: (m, h, w, 2) flows between consecutive frames (pairs (prev, first) ...), m = n or
             n - 1 on the first batch; ``pair_first`` is the frame index i of the first pair (i - 1, i).
@@ -175,8 +176,8 @@ class Batch:
     out: np.ndarray
     ref: np.ndarray
     keep: np.ndarray
-    src_full: np.ndarray
-    out_full: np.ndarray
+    src_full: "np.ndarray | Sequence[np.ndarray]"
+    out_full: "np.ndarray | Sequence[np.ndarray]"
     prev: tuple | None
     clip: "Clip"
     state: dict
@@ -227,8 +228,10 @@ class Clip:
         (source and output full size, the reference at the analysis size; filled before ``finish``). reference_kind: what the output is judged against, in
         words. cache: per-source cache (shared by the variants of a shot). state: check name -> its dict.
         hdr: (MaxCLL, MaxFALL) of an HDR output or None. notes: things not judged, in words (checks append).
-        make_reference: ``make_reference(frame, image, corners)``: the intended reference of a full-size source
-            image or crop of frame ``frame`` (label swapped at ``corners``, in the image's pixels, and graded).
+        make_reference: ``make_reference(frame, image, corners[, place])``: the intended reference of a full-size
+            source image or crop of frame ``frame`` (label swapped at ``corners``, in the image's pixels, and
+            graded); ``place`` (x0, y0) of a crop lets the swapped crop be kept for other variants of the market
+            (``qa.metrics.Swaps``).
         sample_index: the evenly spread sampled frames (OCR, report pairs).
         grade_invariant: the variant is judged on grade-invariant measures against the source (a generative
             engine's: ``qa.facts.judging``); whole-frame checks then measure their grade-invariant metrics, and
@@ -237,6 +240,8 @@ class Clip:
             source's track: ``alpha`` per frame, ``withheld`` ranges where the track is lost), or None.
         source_face_boxes: (n, 4) ``[x0, y0, x1, y1]`` of the source's face per frame (NaN: none), as the shot's
             preparation found them, or None: where to look for the source's face first.
+        source_only: the source-side pass at the shot's preparation (``qa.metrics.measure_source``): the output
+            is the source itself and only the source's measurements matter (a check may skip the output's side).
         parallel: QA runs in more than one thread (``qa.metrics.measure_frames``' ``parallel``): a check may start
             work it will need in ``finish`` in a background thread while the frames are measured (the label's OCR).
     """
@@ -260,11 +265,12 @@ class Clip:
     state: dict[str, dict] = field(default_factory=dict)
     hdr: tuple[float, float] | None = None
     notes: list[str] = field(default_factory=list)
-    make_reference: Callable[[int, np.ndarray, np.ndarray | None], np.ndarray] | None = None
+    make_reference: Callable[..., np.ndarray] | None = None
     sample_index: tuple[int, ...] = ()
     grade_invariant: bool = False
     label_visibility: Any = None
     source_face_boxes: np.ndarray | None = None
+    source_only: bool = False
     parallel: bool = False
 
 
@@ -286,6 +292,8 @@ class Check:
         applies: None, or a predicate of the variant's facts: the check's metrics are judged (and listed as not
             judged when unmeasured) only when it returns True -- no label, no label metrics; no keyframe guides,
             no keyframe metric. A metric's own ``when`` narrows it further.
+        source_side: its measure keeps measurements of the source in ``Clip.cache`` (made once per shot):
+            ``qa.metrics.measure_source`` runs it at the shot's preparation, so no variant's QA makes them.
     """
 
     name: str
@@ -298,6 +306,7 @@ class Check:
     sample_frames: Callable[[Clip], set[int]] | None = None
     about_invariant: str = ""
     applies: Callable[[Any], bool] | None = None
+    source_side: bool = False
 
     def describe(self, clip: Clip) -> str:
         """What this check compares with what for ``clip`` (the report's "judged against" list)."""

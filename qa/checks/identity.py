@@ -103,9 +103,11 @@ def face_embedding(image: np.ndarray, *, upsample: int = 0, near: np.ndarray | N
     if at is not None and not np.all(np.isfinite(at)):
         at = None
     found = _find(img, upsample, near, at)
-    if found is None or at is None or _iou(found[1], at) < 0.5:
-        return found
-    return _describe(img, at), found[1]
+    if found is None:
+        return None
+    if at is not None and _iou(found.box, at) >= 0.5:  # described once, at ``at`` (not also at its own box)
+        return _describe(img, at), found.box
+    return found.describe(), found.box
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -125,39 +127,53 @@ def _describe(img: np.ndarray, box: np.ndarray) -> np.ndarray:
         return np.asarray(encoder.compute_face_descriptor(img, shape(img, rect)), np.float64)
 
 
-def _find(img: np.ndarray, upsample: int, near: np.ndarray | None, at: np.ndarray | None = None):
+class _Found:
+    """A face the detector found: its box in the whole image's pixels, described (dlib's ResNet, the costly part)
+    only when asked, on the image and at the rectangle it was found in."""
+
+    def __init__(self, img: np.ndarray, rect, offset: tuple[int, int] = (0, 0)):
+        self.img, self.rect = img, rect
+        self.box = _box(rect) + [offset[0], offset[1], offset[0], offset[1]]
+
+    def describe(self) -> np.ndarray:
+        _, shape, encoder = _dlib_models()
+        with _lock:
+            return np.asarray(encoder.compute_face_descriptor(self.img, shape(self.img, self.rect)), np.float64)
+
+
+def _find(img: np.ndarray, upsample: int, near: np.ndarray | None, at: np.ndarray | None = None) -> _Found | None:
     if near is not None and np.all(np.isfinite(near)):
         x0, y0, x1, y1 = near
         w, h = x1 - x0, y1 - y0
         ox, oy = int(max(0, x0 - w)), int(max(0, y0 - h))
         crop = np.ascontiguousarray(img[oy:int(min(img.shape[0], y1 + h)), ox:int(min(img.shape[1], x1 + w))])
         if crop.size:
-            found = _embed(crop, upsample, None if at is None else at - [ox, oy, ox, oy])
+            found = _detect(crop, upsample, None if at is None else at - [ox, oy, ox, oy], (ox, oy))
             if found is not None:
-                found = found[0], found[1] + [ox, oy, ox, oy]
-                if at is None or _iou(found[1], at) >= 0.5:
+                if at is None or _iou(found.box, at) >= 0.5:
                     return found
                 # only another face in the crop (the reference's person missed there, e.g. after compression):
                 # the whole image may still show the reference's person (Megamind.avi frame 20, JPEG-80)
-                whole = _embed(img, upsample, at)
-                return whole if whole is not None and _iou(whole[1], at) >= 0.5 else found
-    return _embed(img, upsample, at)
+                whole = _detect(img, upsample, at)
+                return whole if whole is not None and _iou(whole.box, at) >= 0.5 else found
+    return _detect(img, upsample, at)
 
 
-def _embed(img: np.ndarray, upsample: int, at: np.ndarray | None = None):
-    """The largest face found, or, given ``at``, the face that overlaps ``at`` most when one overlaps it by at
-    least half (another, larger face near the reference's is another person: Megamind.avi frame 20)."""
-    detector, shape, encoder = _dlib_models()
+def _detect(img: np.ndarray, upsample: int, at: np.ndarray | None = None,
+            offset: tuple[int, int] = (0, 0)) -> _Found | None:
+    """The largest face found, or, given ``at`` (in ``img``'s pixels), the face that overlaps ``at`` most when one
+    overlaps it by at least half (another, larger face near the reference's is another person: Megamind.avi
+    frame 20). ``offset``: where ``img`` sits in the whole image (a crop)."""
+    detector = _dlib_models()[0]
     with _lock:
         found = detector(img, upsample)
-        if not found:
-            return None
-        rect = max(found, key=lambda r: r.width() * r.height())
-        if at is not None:
-            best = max(found, key=lambda r: _iou(_box(r), at))
-            rect = best if _iou(_box(best), at) >= 0.5 else rect
-        desc = encoder.compute_face_descriptor(img, shape(img, rect))
-    return np.asarray(desc, np.float64), _box(rect)
+    if not found:
+        return None
+    rect = max(found, key=lambda r: r.width() * r.height())
+    if at is not None:
+        best = max(found, key=lambda r: _iou(_box(r), at))
+        rect = best if _iou(_box(best), at) >= 0.5 else rect
+    return _Found(img, rect, offset)
 
 
 def _box(rect) -> np.ndarray:
@@ -292,6 +308,8 @@ def measure(batch: Batch) -> pd.DataFrame:
             ref, near = graded
         else:
             ref = src[0]
+        if clip.source_only:  # the shot's source-side pass: the source's (and graded source's) faces only
+            continue
         found = face_embedding(batch.out_full[k], near=near,
                                at=None if clip.identity_reference is not None else near)
         emb = None if found is None else found[0]
@@ -331,7 +349,7 @@ def _lost(f):
 
 
 CHECK = Check(
-    name="identity", needs=frozenset({"frames"}), finish=finish, measure=measure, region="face",
+    name="identity", needs=frozenset({"frames"}), finish=finish, measure=measure, region="face", source_side=True,
     applies=lambda facts: facts.identity.check,
     about="the face on every few frames against the source's through the variant's grade (or the lock's "
           "reference), maximum and trend",

@@ -224,7 +224,7 @@ def _reference_crop(clip: Clip, i: int, src_full: np.ndarray, quad: np.ndarray) 
     x1, y1 = np.ceil(np.minimum(quad.max(axis=0) + REFERENCE_PAD, [w - 1, h - 1])).astype(int)
     crop = np.ascontiguousarray(src_full[y0:y1 + 1, x0:x1 + 1])
     off = np.array([x0, y0], float)
-    ref = clip.make_reference(i, crop, quad - off) if clip.make_reference is not None else crop
+    ref = clip.make_reference(i, crop, quad - off, (x0, y0)) if clip.make_reference is not None else crop
     return ref, quad - off
 
 
@@ -513,7 +513,7 @@ def read_texts(reads: list[int], rects: dict, read: Callable[[np.ndarray], OcrRe
     texts = []
     for i in reads:
         out = None
-        if normalise_text(fast.get(i, "")) in ref_reads:  # reads like the artwork at the artwork's lines
+        if i in fast and normalise_text(fast[i]) in ref_reads:  # reads like the artwork at the artwork's lines
             out_txt = fast[i]
         else:
             out = read_label(rects[i][0], read)

@@ -226,7 +226,7 @@ def _skipped(f):
 
 
 CHECK = Check(
-    name="motion", needs=frozenset({"pairs"}), finish=finish, measure=measure,
+    name="motion", needs=frozenset({"pairs"}), finish=finish, measure=measure, source_side=True,
     about="optical flow and frame steps of the output against the source's, outside the label",
     about_invariant="optical flow and frame steps of the output's normalised luminance against the source's, "
                     "outside the label (grade-invariant)",

@@ -187,7 +187,7 @@ def finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
 
 
 CHECK = Check(
-    name="structure", needs=frozenset({"frames"}), finish=finish, measure=measure,
+    name="structure", needs=frozenset({"frames"}), finish=finish, measure=measure, source_side=True,
     about="edge layout of the output against the intended reference, outside the label",
     about_invariant="orientation of the output's colour structure (normalised per frame) against the source's, "
                     "tile by tile, outside the label (grade-invariant)",

@@ -146,7 +146,7 @@ def finish(table: pd.DataFrame, clip: Clip) -> CheckResult:
 
 
 CHECK = Check(
-    name="temporal", needs=frozenset({"pairs"}), finish=finish, measure=measure,
+    name="temporal", needs=frozenset({"pairs"}), finish=finish, measure=measure, source_side=True,
     about="flicker and brightness jumps of the output beyond the intended reference's own, outside the label",
     about_invariant="the output's brightness against its own smoothed trend, beyond what the source's own "
                     "brightness changes explain, outside the label (grade-invariant)",
