@@ -332,17 +332,30 @@ def _qa_cache(ctx: RunContext) -> dict:
         return _MEMO.setdefault(("qa-cache", ctx.source, repr(ctx.trim)), {})
 
 
-def measure_source(ctx: RunContext, variant: dict, prepared) -> dict | None:
+def source_side_variants(variants: list[dict]) -> list[dict]:
+    """One variant per distinct grade and label artwork among ``variants`` (what QA's source side depends on
+    beyond the shot): the ones ``measure_source`` needs, however many variants a campaign has."""
+    seen, out = set(), []
+    for v in variants:
+        req = v["request"]
+        key = (repr(req.get("grade")), repr((req.get("label_swap") or {}).get("artwork")), req.get("mode"))
+        if key not in seen:
+            seen.add(key)
+            out.append(v)
+    return out
+
+
+def measure_source(ctx: RunContext, variants: list[dict], prepared) -> dict | None:
     """QA's source-side measurements of the run's shot, made once at its preparation
-    (``qa.metrics.measure_source``, with ``variant``'s facts: its grade's faces and its artwork's match where the
-    track is lost come with them) and kept in this process and next to the prepared shot: no variant's QA makes
-    them. Returns the pass's timings, or None when it could not run (the variant's facts are bad: that variant's
-    QA says so; the others make the measurements themselves)."""
+    (``qa.metrics.measure_source``, with the facts of the ``variants`` to be QA'd: each grade's graded faces,
+    each market's swapped label and its match where the track is lost come with them) and kept in this process
+    and next to the prepared shot: no variant's QA makes them. Returns the pass's figures, or None when it could
+    not run (a variant's facts are bad: that variant's QA says so; the others make the measurements themselves)."""
     from qa.metrics import measure_source as measure_qa_source
     from ray32.errors import Ray32Error
 
     try:
-        facts = variant_facts(variant, ctx.root, engine=ctx.engine)
+        facts = [variant_facts(v, ctx.root, engine=ctx.engine) for v in variants]
         return measure_qa_source(prepared.shot, facts, label_track=prepared.label_track, samples=ctx.qa_samples,
                                  cache=_qa_cache(ctx), source_cache=prepared.cache_dir,
                                  face_boxes=prepared.face_boxes)

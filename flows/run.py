@@ -45,12 +45,14 @@ def plan_task(campaign_dir: str, engine: str | None):
 
 
 @task(name="prepare-shot", cache_policy=NO_CACHE, retries=1)
-def prepare_task(ctx: pipeline.RunContext, variant: dict) -> str:
+def prepare_task(ctx: pipeline.RunContext, variant: dict, qa_variants: list[dict] | None = None) -> str:
+    """Prepare the shot for ``variant``'s request and measure QA's source side for ``qa_variants`` (default:
+    ``variant``) once, before the variants render."""
     from ray32.request import RenderRequest
 
     request = RenderRequest.model_validate(pipeline.absolute_request(variant["request"], ctx.root))
     _, prepared = pipeline.prepare(ctx, request)
-    pipeline.measure_source(ctx, variant, prepared)  # QA's source side: once per shot, before the variants
+    pipeline.measure_source(ctx, qa_variants or [variant], prepared)
     return prepared.key
 
 
@@ -205,7 +207,7 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
             pipeline.record_render(run_dir, v["slug"], {**pipeline.cached(ctx, v), "cached": True})
         t_prep = time.perf_counter()
         if todo:
-            prepare_task(ctx, todo[0])
+            prepare_task(ctx, todo[0], pipeline.source_side_variants(todo))
         t_render = time.perf_counter()
         failed = {}
         rendered = 0

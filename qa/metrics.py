@@ -584,9 +584,6 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     if not cache and disk is not None:
         cache.update(_load_source_cache(disk))
     known = _entries(cache)
-    if source_only and known:  # measured before (in this process, or next to the prepared shot): nothing to do
-        return VariantQA(variant=facts.variant, facts=facts, summary={}, frames=pd.DataFrame(), fps=Fraction(fps),
-                         frame_count=source_count, notes=["the source side was measured before"])
     vis = label_visibility(label_track, source_count, fps) if facts.label is not None else None
     swaps = None
     if artwork is not None and facts.label is not None:
@@ -959,7 +956,8 @@ def decode_chunk(width: int, height: int) -> int:
 def measure(source, output, facts: Facts, *, label_track=None, samples: int = SAMPLES,
             analysis_side: int = ANALYSIS_SIDE, cache: dict | None = None,
             source_cache: str | os.PathLike | None = None, face_boxes: np.ndarray | None = None,
-            progress: Callable[[int, int], None] | None = None, parallel: bool | None = None) -> VariantQA:
+            progress: Callable[[int, int], None] | None = None, parallel: bool | None = None,
+            checks=None) -> VariantQA:
     """Probe and decode a source and an output clip and run every check: the one measuring path of
     ``ray32 qa`` and of the campaign run.
 
@@ -976,6 +974,7 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
         face_boxes: the source's face boxes from the shot's preparation (``Prepared.face_boxes``), or None.
         progress: ``progress(done, total)`` in frames.
         parallel: see ``measure_frames`` (None: ``PARALLEL``).
+        checks: the checks to run (None: all; the source-side ones for the source-side pass).
 
     Returns:
         ``VariantQA`` (with ``max_cll_nits``/``max_fall_nits`` for HDR output).
@@ -1030,7 +1029,8 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
                              chunk_frames=decode_chunk(src_info.width, src_info.height) if ahead else 16)
     out_chunks = None if out_info is None else \
         read_chunks(out_info, chunk_frames=decode_chunk(out_info.width, out_info.height) if ahead else 16)
-    checks = CHECKS if out_info is not None else [c for c in CHECKS if c.source_side]
+    if checks is None:
+        checks = CHECKS if out_info is not None else [c for c in CHECKS if c.source_side]
     return measure_frames(src_chunks, out_chunks, facts, checks=checks, source_only=out_info is None,
                           fps=fps, source_count=count, output_count=count if out_info is None else out_info.frame_count,
                           output_fps=fps if out_info is None else out_info.fps,
@@ -1041,33 +1041,76 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
                           parallel=parallel)
 
 
-def measure_source(source, facts: Facts, *, label_track=None, samples: int = SAMPLES,
+def measure_source(source, facts: Facts | Iterable[Facts], *, label_track=None, samples: int = SAMPLES,
                    analysis_side: int = ANALYSIS_SIDE, cache: dict | None = None,
                    source_cache: str | os.PathLike | None = None, face_boxes: np.ndarray | None = None,
                    progress: Callable[[int, int], None] | None = None, parallel: bool | None = None) -> dict:
-    """The source-side measurements of a shot, made once at its preparation so that no variant's QA makes them:
-    the checks that keep measurements of the source (``Check.source_side``: the source's flows and frame steps,
-    its warp errors and edge features, its faces and, for ``facts``' grade, its graded faces, its label's match
-    with ``facts``' artwork where the track is lost) run on the source as its own output, and the QA models are
-    loaded. The same arguments as ``measure`` (``facts``: one variant of the shot, e.g. a campaign's first);
-    what ``measure`` of any variant of the shot then reads from ``cache`` and ``source_cache``.
+    """The source-side measurements of a shot, made once at its preparation so that no variant's QA makes them.
 
-    Nothing is measured again when the cache (``cache``, or ``source_cache`` on disk) already holds the shot's
-    source side: a resumed or repeated run pays only the cache's load.
+    The checks that keep measurements of the source (``Check.source_side``) run on the source as its own output
+    (``measure_frames`` with ``source_only``; the output's side is skipped): the source's flows and frame steps,
+    its warp errors and edge features and its faces, kept in ``cache`` and on disk in ``source_cache``; and per
+    variant in ``facts`` (a campaign's variants of the shot) what depends on its grade or its market: the graded
+    source's faces, the label's match with the artwork where the track is lost (both on disk too) and the label
+    check's swapped reference label (``Swaps``: in ``cache`` only, this process's). One pass per distinct grade
+    or artwork (paired up); what is cached already is not measured again, so a resumed run pays the decoding.
+    The QA models are loaded too (one load per process).
+
+    Args:
+        source, label_track, samples, analysis_side, cache, source_cache, face_boxes, progress, parallel: as
+            ``measure``.
+        facts: one variant's facts or those of every variant of the shot that will be QA'd.
 
     Returns:
-        {"measured": False when the cache held it, "timings": wall seconds per stage, "cpu_timings": CPU
-        seconds, "entries": measurements cached}.
+        {"passes": how many passes decoded the source, "measured": whether anything new was cached,
+        "timings": wall seconds per stage (all passes), "cpu_timings": CPU seconds, "entries": measurements
+        cached (on disk)}.
     """
-    if facts.label is not None:
+    many = [facts] if isinstance(facts, Facts) else list(facts)
+    if not many:
+        raise ValueError("measure_source needs the facts of at least one variant")
+    if any(f.label is not None for f in many):
         from qa.ocr import _engine
 
         _engine()  # built once per process: the label check's reads of every variant start at once
     cache = {} if cache is None else cache
-    qa = measure(source, None, facts, label_track=label_track, samples=samples, analysis_side=analysis_side,
-                 cache=cache, source_cache=source_cache, face_boxes=face_boxes, progress=progress, parallel=parallel)
-    return {"measured": bool(qa.timings), "timings": qa.timings, "cpu_timings": qa.cpu_timings,
+
+    def kept() -> int:
+        return sum(_entries(v) if k[0] == "qa-source" else len(v) for k, v in cache.items()
+                   if isinstance(k, tuple) and k[:1] in (("qa-source",), ("qa-swaps",)))
+
+    # the passes: each distinct grade and artwork once, paired up (the first pass also measures what no grade or
+    # artwork changes)
+    grades, arts = [], []
+    for f in many:
+        g = repr(sorted((f.grade or {}).items()))
+        a = f.label.artwork if f.label is not None else None
+        if g not in [x for x, _ in grades]:
+            grades.append((g, f))
+        if a is not None and a not in [x for x, _ in arts]:
+            arts.append((a, f))
+    passes = []
+    for k in range(max(len(grades), len(arts))):
+        g = grades[k][1] if k < len(grades) else many[0]
+        a = arts[k][1] if k < len(arts) else g
+        passes.append(g.model_copy(update={"label": a.label}))
+    before = kept()
+    timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for k, f in enumerate(passes):
+        qa = measure(source, None, f, label_track=label_track, samples=samples, analysis_side=analysis_side,
+                     cache=cache, source_cache=source_cache, face_boxes=face_boxes, progress=progress,
+                     parallel=parallel, checks=None if k == 0 else [c for c in CHECKS if c.name in _PER_VARIANT])
+        for d, got in ((timings, qa.timings), (cpu, qa.cpu_timings)):
+            for name, v in got.items():
+                d[name] = round(d.get(name, 0.0) + v, 3)
+    return {"passes": len(passes), "measured": kept() != before, "timings": timings, "cpu_timings": cpu,
             "entries": sum(_entries(v) for k, v in cache.items() if isinstance(k, tuple) and k[:1] == ("qa-source",))}
+
+
+_PER_VARIANT = ("identity", "label", "label_lost")
+"""The source-side checks whose measurements depend on the variant's grade or artwork (``measure_source``'s
+passes after the first)."""
 
 
 measure_clips = measure

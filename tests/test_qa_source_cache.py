@@ -123,8 +123,14 @@ def test_the_source_side_pass_leaves_a_variants_qa_nothing_to_measure_of_the_sou
     for k, v in without.summary.items():
         assert (v != v and after.summary[k] != after.summary[k]) or v == after.summary[k], k
     pd.testing.assert_frame_equal(without.frames, after.frames)
+    file = next(folder.glob("qa-source-*.pkl"))
+    stamp = file.stat().st_mtime_ns
+    # a new process: the disk's measurements are read, not made again (only the swapped label, kept in memory)
     again = measure_source(s, facts, label_track=prep.label_track, samples=2, cache={}, source_cache=folder)
-    assert not again["measured"]  # read from the prepared shot's cache: a resumed run pays only the load
+    assert again["entries"] == done["entries"] and file.stat().st_mtime_ns == stamp
+    # this process again (a resumed run): nothing new at all
+    assert not measure_source(s, facts, label_track=prep.label_track, samples=2, cache=cache,
+                              source_cache=folder)["measured"]
 
 
 def test_the_swapped_label_is_kept_for_the_markets_next_variant_and_used(variant):
@@ -157,3 +163,35 @@ def test_the_swap_cache_keeps_no_more_than_its_limit():
     for i in range(5):
         kept.put(i, np.zeros((300, 300, 3), np.uint8))  # 0.26 MB each
     assert len(kept) == 3 and kept.nbytes <= 2**20
+
+
+def test_the_source_side_pass_covers_every_grade_and_market_of_the_run(variant):
+    """Given the facts of every variant to be QA'd (the campaign run's prepare step), the pass also makes what a
+    grade or a market adds -- the graded source's faces, the market's swapped label and its match where the track
+    is lost -- so another market's variant under another grade measures nothing of the source either, and
+    ``flows.pipeline.source_side_variants`` picks one variant per grade and artwork for it."""
+    from flows.pipeline import source_side_variants
+    from footage_util import LIGHTING
+    from qa.metrics import measure_source
+
+    s, path, prep, facts, root = variant
+    req_us = request(artwork(root, ("AQUA", "0,33 l"), "us"), "AQUA\n0,33 l", grade=LIGHTING["overcast"])
+    path_us, _ = render(s, req_us, root, "us", cache_dir=root / "prep")
+    facts_us = facts_for(req_us, "us")
+    folder, cache = root / "qa-every", {}
+    done = measure_source(s, [facts, facts_us], label_track=prep.label_track, samples=2, cache=cache,
+                          source_cache=folder)
+    assert done["passes"] == 2
+    assert len([k for k in cache if k[0] == "qa-swaps"]) == 2  # one per market
+    after = measure(s, path_us, facts_us, label_track=prep.label_track, samples=2, cache=cache,
+                    source_cache=folder)
+    assert "source cache write" not in after.timings
+    alone = measure(s, path_us, facts_us, label_track=prep.label_track, samples=2, cache={})
+    pd.testing.assert_frame_equal(alone.frames, after.frames)
+
+    def v(grade, art, n):
+        return {"slug": n, "request": {"grade": grade, "label_swap": {"artwork": art, "text": "x"}}}
+
+    many = [v(g, a, f"{g}-{a}-{k}") for k in range(3) for g in ("warm", "cold") for a in ("de", "us", "fr")]
+    assert [x["slug"] for x in source_side_variants(many)] == [f"{g}-{a}-0" for g in ("warm", "cold")
+                                                               for a in ("de", "us", "fr")]

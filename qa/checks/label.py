@@ -287,6 +287,9 @@ def measure(batch: Batch) -> pd.DataFrame:
             rows.append({"label_judged": False, "track_score": np.nan if score is None else score})
             index.append(i)
             continue
+        if clip.source_only:  # the shot's source-side pass: the market's swapped label (kept by the reference)
+            _reference_crop(clip, i, batch.src_full[k], quad)
+            continue
         # The per-frame measures at about the label's own size in the frame (``measure_size``); OCR reads the
         # label rectified at its own, larger size (``rectified_size``), made below only where the two differ.
         size, ocr_size = measure_size(quad), rectified_size(quad)
@@ -546,6 +549,8 @@ def finish(table: pd.DataFrame, clip: Clip, read: Callable[[np.ndarray], OcrResu
                "label_not_judged_frames": 0, "label_read_frames": 0, "label_artwork_text_wrong": nan}
     if clip.facts.label is None:
         return CheckResult("label", table, summary)
+    if clip.source_only:
+        return CheckResult("label", table, summary)
     if table.empty or clip.label_track is None:
         clip.notes.append("label not judged: no label track for the source")
         return CheckResult("label", table, summary)
@@ -686,6 +691,7 @@ def _artwork_text(f):
 
 CHECK = Check(
     name="label", needs=frozenset({"frames"}), finish=finish, measure=measure, region="label", applies=has_label,
+    source_side=True,
     about="the label on every frame against the market artwork swapped into the source and graded, in its own "
           "region; OCR on samples and dips compared with OCR of that artwork through the same rectification",
     metrics=(
