@@ -179,6 +179,36 @@ PROFILE = {
             "slowed the frames' measures (label 0.75 -> 2.6 s wall) more than it saved at the end",
         ],
     },
+    "source_pass": {
+        "how": "cProfile (one thread) and per-stage thread CPU seconds of qa.metrics.measure on the 1080p clip and "
+               "cup.mp4 48 frames, five variants in one process (de:golden, us:neon, de:overcast, us:golden, "
+               "de:neon), before and after each change; results compared with the code before on the same files "
+               "(summaries and per-frame tables equal); 2026-12-02",
+        "found_1080p_steady_cpu_s": {
+            "identity (9 sampled faces)": 1.6, "of which dlib's ResNet": 1.3,
+            "the ResNet ran twice per output face (at the detector's box, thrown away, then at the reference's)": True,
+            "label (LabelSwapper on each judged frame's crop, ~12 ms a 456x256 crop)": 1.46,
+            "decode+reference (np.concatenate of two 8-frame 1080p chunks into a 16-frame batch: ~90 ms a batch "
+            "per clip, page faults of a new 100 MB array)": 1.2,
+        },
+        "changed": [
+            "the output's face described once, at the reference's box: identity 1.6 -> 0.95 CPU s (1080p)",
+            "batches of views of the decoded chunks (FrameSeq): decode+reference 1.2 -> 0.5-0.6 CPU s (1080p)",
+            "the swapped label crop kept per market (Swaps): label 1.46 -> 0.65 CPU s (1080p) on the market's "
+            "next variants",
+            "the source side (flows, warp errors, edges, faces, graded faces per grade, swapped labels and the "
+            "withheld label's match per market) measured at the shot's preparation (measure_source): the first "
+            "variant's QA of cup.mp4 48 frames 2.26 -> 0.68 s, 1080p 6.79 -> 3.45 s (one process, cold OCR "
+            "engine included before)",
+        ],
+        "left_48_frames_640x480_cpu_s": {
+            "OCR thread (the intended label's full read + 4 sampled frames at its lines, ~15 ms a line)": 0.18,
+            "decoding both clips (decoder threads, outside the stage timings)": 0.2,
+            "decode+reference stage (resize, grade at the analysis size)": 0.18,
+            "flows+steps (output)": 0.08, "label": 0.1, "structure": 0.05, "exposure": 0.045, "thumbnails": 0.044,
+            "render for comparison (CPU)": 0.85,
+        },
+    },
 }
 """Where QA's time went before and after the changes of the sessions that worked on it."""
 
