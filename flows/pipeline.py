@@ -345,23 +345,34 @@ def source_side_variants(variants: list[dict]) -> list[dict]:
     return out
 
 
-def measure_source(ctx: RunContext, variants: list[dict], prepared) -> dict | None:
+def measure_source(ctx: RunContext, variants: list[dict]) -> list[dict]:
     """QA's source-side measurements of the run's shot, made once at its preparation
-    (``qa.metrics.measure_source``, with the facts of the ``variants`` to be QA'd: each grade's graded faces,
-    each market's swapped label and its match where the track is lost come with them) and kept in this process
-    and next to the prepared shot: no variant's QA makes them. Returns the pass's figures, or None when it could
-    not run (a variant's facts are bad: that variant's QA says so; the others make the measurements themselves)."""
-    from qa.metrics import measure_source as measure_qa_source
-    from ray32.errors import Ray32Error
+    (``qa.metrics.measure_source``) for the ``variants`` to be QA'd (``source_side_variants``: each grade's graded
+    faces, each market's swapped label and its match where the track is lost come with them) and kept in this
+    process and next to each variant's prepared shot (grouped by it: a request's label place decides the label
+    track and the cache key), so that no variant's QA makes them.
 
+    The pass only saves time: when it fails, for any reason, it is logged and the run goes on (each variant's QA
+    makes the measurements itself, and a variant whose facts are bad says so in its own QA). Returns one figures
+    dict per prepared shot measured."""
+    from qa.metrics import measure_source as measure_qa_source
+    from ray32.request import RenderRequest
+
+    groups: dict = {}
+    done = []
     try:
-        facts = [variant_facts(v, ctx.root, engine=ctx.engine) for v in variants]
-        return measure_qa_source(prepared.shot, facts, label_track=prepared.label_track, samples=ctx.qa_samples,
-                                 cache=_qa_cache(ctx), source_cache=prepared.cache_dir,
-                                 face_boxes=prepared.face_boxes)
-    except Ray32Error as ex:
-        log.warning("QA's source-side pass skipped (%s); each variant's QA makes those measurements", ex)
-        return None
+        for v in variants:
+            request = RenderRequest.model_validate(absolute_request(v["request"], ctx.root))
+            _, prepared = prepare(ctx, request)
+            groups.setdefault(prepared.key, (prepared, []))[1].append(variant_facts(v, ctx.root, engine=ctx.engine))
+        for prepared, facts in groups.values():
+            done.append(measure_qa_source(prepared.shot, facts, label_track=prepared.label_track,
+                                          samples=ctx.qa_samples, cache=_qa_cache(ctx),
+                                          source_cache=prepared.cache_dir, face_boxes=prepared.face_boxes))
+    except Exception as ex:  # noqa: BLE001 -- a speed-up only: never the reason a run fails
+        log.warning("QA's source-side pass stopped (%s: %s); each variant's QA makes those measurements",
+                    type(ex).__name__, ex)
+    return done
 
 
 def measure(ctx: RunContext, variant: dict, prepared, paths: dict):

@@ -52,7 +52,7 @@ def prepare_task(ctx: pipeline.RunContext, variant: dict, qa_variants: list[dict
 
     request = RenderRequest.model_validate(pipeline.absolute_request(variant["request"], ctx.root))
     _, prepared = pipeline.prepare(ctx, request)
-    pipeline.measure_source(ctx, qa_variants or [variant], prepared)
+    pipeline.measure_source(ctx, qa_variants or [variant])  # logs and goes on when it fails
     return prepared.key
 
 

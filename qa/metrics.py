@@ -34,7 +34,10 @@ import logging
 import os
 import pickle
 import tempfile
+import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -69,10 +72,11 @@ SOURCE_CACHE_VERSION = 1
 FLOW_CACHE_MB = 512
 """The source's flows (float16) are written to the disk cache only up to this size (about 40 s at 1080p)."""
 DECODE_AHEAD_MB = 48
-SWAP_CACHE_MB = 256
-"""Pixels of swapped label crops kept per shot and market in a process's cache (``Swaps``): a 1080p label of
-about 220x120 px is 0.1 MB a frame."""
 """With QA in threads, the chunk of frames each clip is decoded ahead is at most this large (``decode_chunk``)."""
+SWAP_CACHE_MB = 256
+"""Pixels of swapped label crops a process keeps (``Swaps``), all shots and markets together: a 1080p label of
+about 220x120 px is 0.1 MB a frame, so a 20 s shot's market about 50 MB. When full, the least recently filled
+shot's and market's crops are dropped first."""
 PARALLEL = os.environ.get("RAY32_QA_THREADS", "2") != "1"
 """Whether QA runs in two threads (see the module docstring): the same numbers either way; ``RAY32_QA_THREADS=1``
 keeps QA on one thread."""
@@ -296,17 +300,50 @@ def _batches(src: Iterable, out: Iterable, size: int) -> Iterator[tuple[int, np.
 class Swaps(dict):
     """The label check's reference crops with the market artwork swapped in, before the grade (``Reference``): one
     per frame, kept for the process's next variants of the same shot and market (a campaign grades each market
-    several ways; the swap at full size is most of the label check's CPU at 1080p). Filled up to
-    ``SWAP_CACHE_MB`` of pixels, then no more is kept."""
+    several ways; the swap at full size was 60 % of the label check's CPU at 1080p). Every ``Swaps`` of the
+    process shares one budget, ``SWAP_CACHE_MB``: when a new crop does not fit, the least recently filled others
+    are emptied first; a crop that still does not fit is not kept. Safe to fill from several threads."""
 
-    def __init__(self, limit_mb: float):
+    _lock = threading.RLock()  # re-entrant: a collected Swaps gives its bytes back from inside the garbage collector
+    _order: OrderedDict = OrderedDict()  # id -> weak reference, least recently filled first
+    _sizes: dict = {}  # id -> bytes kept
+    total = 0
+    """Bytes kept by every ``Swaps`` of the process."""
+
+    def __init__(self):
         super().__init__()
-        self.nbytes, self.limit = 0, int(limit_mb * 2**20)
+        self.nbytes = 0
 
     def put(self, key, crop: np.ndarray) -> None:
-        if self.nbytes + crop.nbytes <= self.limit:
+        limit = int(SWAP_CACHE_MB * 2**20)
+        cls = Swaps
+        with cls._lock:
+            if key in self or crop.nbytes > limit:
+                return
+            me = id(self)
+            if me not in cls._order:
+                cls._order[me] = weakref.ref(self, lambda _, me=me: cls._forget(me))
+            cls._order.move_to_end(me)
+            for other_id in list(cls._order):
+                if cls.total + crop.nbytes <= limit or other_id == me:
+                    break
+                other = cls._order[other_id]()
+                if other is not None:
+                    other.clear()
+                    other.nbytes = 0
+                cls._forget(other_id)
+            if cls.total + crop.nbytes > limit:
+                return
             self[key] = crop
             self.nbytes += crop.nbytes
+            cls._sizes[me] = self.nbytes
+            cls.total += crop.nbytes
+
+    @classmethod
+    def _forget(cls, ident: int) -> None:
+        with cls._lock:
+            cls.total -= cls._sizes.pop(ident, 0)
+            cls._order.pop(ident, None)
 
 
 class Reference:
@@ -360,7 +397,8 @@ class Reference:
         grades differ) and graded per variant."""
         if place is None or self.swaps is None or self.swapper is None or corners is None:
             return self._make(i, np.array(image, copy=True), corners)
-        key = (i, tuple(place), image.shape, np.asarray(corners, np.float64).tobytes())
+        opacity = 1.0 if self.alpha is None or i >= len(self.alpha) else float(self.alpha[i])
+        key = (i, tuple(place), image.shape, np.asarray(corners, np.float64).tobytes(), opacity)
         swapped = self.swaps.get(key)
         if swapped is None:
             swapped = self._swap(i, np.array(image, copy=True), corners)
@@ -588,7 +626,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
     swaps = None
     if artwork is not None and facts.label is not None:
         art = hashlib.sha1(np.ascontiguousarray(artwork).tobytes()).hexdigest()
-        swaps = outer.setdefault(("qa-swaps", key, art, transfer, primaries), Swaps(SWAP_CACHE_MB))
+        swaps = outer.setdefault(("qa-swaps", key, art, artwork.shape, transfer, primaries), Swaps())
     reference = Reference(facts, artwork, fps, source_count, transfer, primaries, visibility=vis, swaps=swaps)
     judge = judging(facts)  # pixel reference, or grade-invariant measures (a generative engine's variant)
     inv = judge.grade_invariant
@@ -1076,7 +1114,7 @@ def measure_source(source, facts: Facts | Iterable[Facts], *, label_track=None, 
     cache = {} if cache is None else cache
 
     def kept() -> int:
-        return sum(_entries(v) if k[0] == "qa-source" else len(v) for k, v in cache.items()
+        return sum(_entries(v) if k[0] == "qa-source" else len(v) for k, v in list(cache.items())
                    if isinstance(k, tuple) and k[:1] in (("qa-source",), ("qa-swaps",)))
 
     # the passes: each distinct grade and artwork once, paired up (the first pass also measures what no grade or
@@ -1105,7 +1143,8 @@ def measure_source(source, facts: Facts | Iterable[Facts], *, label_track=None, 
             for name, v in got.items():
                 d[name] = round(d.get(name, 0.0) + v, 3)
     return {"passes": len(passes), "measured": kept() != before, "timings": timings, "cpu_timings": cpu,
-            "entries": sum(_entries(v) for k, v in cache.items() if isinstance(k, tuple) and k[:1] == ("qa-source",))}
+            "entries": sum(_entries(v) for k, v in list(cache.items())
+                           if isinstance(k, tuple) and k[:1] == ("qa-source",))}
 
 
 _PER_VARIANT = ("identity", "label", "label_lost")

@@ -149,6 +149,14 @@ def test_the_swapped_label_is_kept_for_the_markets_next_variant_and_used(variant
     again = qa()
     cols = [c for c in first.frames if c.startswith("label_") or c in ("drift_px", "artwork_similarity")]
     pd.testing.assert_frame_equal(first.frames[cols], again.frames[cols])
+    # the market's next variant under another grade: the kept (ungraded) crops graded its way, as a fresh QA does
+    from footage_util import LIGHTING
+
+    graded = facts.model_copy(update={"grade": LIGHTING["golden"]})
+    kept = measure(s, path, graded, label_track=prep.label_track, samples=2, cache=cache)
+    fresh = measure(s, path, graded, label_track=prep.label_track, samples=2, cache={})
+    pd.testing.assert_frame_equal(fresh.frames[cols], kept.frames[cols])
+    assert not fresh.frames[cols].equals(first.frames[cols])  # the grade changed the reference
     for k in swaps[0]:  # planted: a black label in every kept crop
         swaps[0][k] = np.zeros_like(swaps[0][k])
     planted = qa()
@@ -156,15 +164,26 @@ def test_the_swapped_label_is_kept_for_the_markets_next_variant_and_used(variant
     assert planted.summary["label_similarity_min"] < 0.5
 
 
-def test_the_swap_cache_keeps_no_more_than_its_limit():
-    from qa.metrics import Swaps
+def test_the_swap_cache_keeps_no_more_than_its_budget_for_the_whole_process(monkeypatch):
+    """One budget for every shot's and market's swapped labels in a process: a new market's crops empty the least
+    recently filled market's first; a collected cache gives its bytes back."""
+    import gc
 
-    kept = Swaps(limit_mb=1)
-    for i in range(5):
-        kept.put(i, np.zeros((300, 300, 3), np.uint8))  # 0.26 MB each
-    assert len(kept) == 3 and kept.nbytes <= 2**20
+    import qa.metrics as qm
 
-
+    monkeypatch.setattr(qm, "SWAP_CACHE_MB", 1)
+    a, b = qm.Swaps(), qm.Swaps()
+    for i in range(3):
+        a.put(i, np.zeros((300, 300, 3), np.uint8))  # 0.26 MB each
+    assert len(a) == 3 and qm.Swaps.total <= 2**20
+    for i in range(3):
+        b.put(i, np.zeros((300, 300, 3), np.uint8))
+    assert len(b) == 3 and len(a) == 0 and qm.Swaps.total == b.nbytes
+    a.put(9, np.zeros((2000, 2000, 3), np.uint8))  # larger than the whole budget: not kept
+    assert 9 not in a
+    del b
+    gc.collect()
+    assert qm.Swaps.total == 0
 def test_the_source_side_pass_covers_every_grade_and_market_of_the_run(variant):
     """Given the facts of every variant to be QA'd (the campaign run's prepare step), the pass also makes what a
     grade or a market adds -- the graded source's faces, the market's swapped label and its match where the track

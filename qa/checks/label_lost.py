@@ -99,11 +99,13 @@ def measure(batch: Batch) -> pd.DataFrame:
         row = {"label_withheld": True}
         quad = held.get(i)
         if art is not None and quad is not None and np.all(np.isfinite(quad)):
-            out_m = artwork_match(batch.out_full[k], quad, art)
             key = ("lost_source_match", batch.state["art_key"], i)  # the source's side: once per shot and artwork
             src_m = clip.cache.get(key)
             if src_m is None:
                 src_m = clip.cache[key] = artwork_match(batch.src_full[k], quad, art)
+            if clip.source_only:  # the shot's source-side pass: the source's match only
+                continue
+            out_m = artwork_match(batch.out_full[k], quad, art)
             row.update({"lost_artwork_match": out_m, "lost_source_match": src_m,
                         "lost_label_excess": out_m - src_m,
                         "label_drawn_lost": bool(out_m >= DRAWN_MATCH and out_m - src_m >= DRAWN_EXCESS)})
