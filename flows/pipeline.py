@@ -332,11 +332,14 @@ def _qa_cache(ctx: RunContext) -> dict:
         return _MEMO.setdefault(("qa-cache", ctx.source, repr(ctx.trim)), {})
 
 
-def source_side_variants(variants: list[dict]) -> list[dict]:
+def source_side_variants(variants: list[dict], ctx: RunContext | None = None) -> list[dict]:
     """One variant per distinct grade and label artwork among ``variants`` (what QA's source side depends on
-    beyond the shot): the ones ``measure_source`` needs, however many variants a campaign has."""
+    beyond the shot): the ones ``measure_source`` needs, however many variants a campaign has. Given ``ctx``,
+    variants that render no format QA decodes (``QA_FORMATS``: e.g. EXR only) are left out."""
     seen, out = set(), []
     for v in variants:
+        if ctx is not None and not any(f in QA_FORMATS for f in wanted_formats(ctx, v)):
+            continue
         req = v["request"]
         key = (repr(req.get("grade")), repr((req.get("label_swap") or {}).get("artwork")), req.get("mode"))
         if key not in seen:

@@ -52,7 +52,7 @@ def prepare_task(ctx: pipeline.RunContext, variant: dict, qa_variants: list[dict
 
     request = RenderRequest.model_validate(pipeline.absolute_request(variant["request"], ctx.root))
     _, prepared = pipeline.prepare(ctx, request)
-    pipeline.measure_source(ctx, qa_variants or [variant])  # logs and goes on when it fails
+    pipeline.measure_source(ctx, [variant] if qa_variants is None else qa_variants)  # logs, goes on if it fails
     return prepared.key
 
 
@@ -207,7 +207,7 @@ def campaign_flow(campaign_dir: str, runs_dir: str = "runs", deliverables_dir: s
             pipeline.record_render(run_dir, v["slug"], {**pipeline.cached(ctx, v), "cached": True})
         t_prep = time.perf_counter()
         if todo:
-            prepare_task(ctx, todo[0], pipeline.source_side_variants(todo))
+            prepare_task(ctx, todo[0], pipeline.source_side_variants(todo, ctx))
         t_render = time.perf_counter()
         failed = {}
         rendered = 0

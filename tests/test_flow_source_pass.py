@@ -4,6 +4,7 @@ to it; and a pass that fails for any reason is logged and never fails the run (i
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from flows import pipeline
@@ -23,6 +24,8 @@ def test_the_prepare_steps_source_pass_is_kept_and_a_failing_one_never_fails_the
     reps = pipeline.source_side_variants(plan.variants)
     assert len(reps) == 2  # one market, two grades
     ctx = _ctx(plan, camp, tmp_path, "a")
+    exr_only = dataclasses.replace(ctx, formats=["exr"])
+    assert pipeline.source_side_variants(plan.variants, exr_only) == []  # nothing QA decodes: no pass
     done = pipeline.measure_source(ctx, reps)
     assert len(done) == 1 and done[0]["passes"] == 2 and done[0]["measured"]
     assert list(Path(ctx.cache_dir).rglob("qa-source-*.pkl"))
