@@ -21,6 +21,10 @@ How to add a check (one file plus one list entry):
 
 2. Add ``my_check.CHECK`` to ``CHECKS`` below.
 
+A check that keeps measurements of the source alone in ``clip.cache`` (once per shot) sets ``source_side=True``,
+so the shot's source-side pass at preparation (``qa.metrics.measure_source``) makes them; there
+``clip.source_only`` is True and the output's side can be skipped.
+
 That is all: ``ray32 qa`` and the campaign run measure it (``qa.metrics.measure``), verdicts and reasons come
 from its declaration (``qa.expectations``), the report shows its key metrics, and ``mean_diff_max`` becomes a
 valid key of campaign.yaml's ``qa:`` section and of a facts file's ``overrides``.
