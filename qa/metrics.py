@@ -687,7 +687,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 if not source_only:
                     seqs["out"][o0 + k] = resize(out_full[k], size)
                 seqs["keep"][o0 + k] = _keep_mask(size, quads[k], scale)
-            if reference.intended:
+            if reference.intended and not source_only:  # (the source-side pass keeps nothing made from it)
                 seqs["ref"] = np.empty_like(seqs["src"])
                 for k, i in enumerate(idx):
                     q = quads[k]
@@ -695,7 +695,7 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
             else:
                 seqs["ref"] = seqs["src"]
             grays = {w: np.empty(seqs[w].shape[:3], np.uint8) for w in ("src", "out", "ref")
-                     if (w != "ref" or reference.intended) and (w != "out" or not source_only)}
+                     if w == "src" or not source_only and (w != "ref" or reference.intended)}
             if prev is not None:
                 for k, w in enumerate(("src", "out", "ref", "keep")):
                     seqs[w][0] = prev[k]
@@ -711,7 +711,8 @@ def measure_frames(source: Iterable, output: Iterable, facts: Facts, *, fps: Fra
                 if int(i) in picks:  # copies: a view would keep the decoder's whole chunk alive
                     kept[int(i)] = (src_full[k].copy(), out_full[k].copy(), ref[k].copy())
             batch = Batch(first=int(first), index=idx, src=src, out=out, ref=ref, keep=keep, src_full=src_full,
-                          out_full=out_full, prev=prev, clip=clip, state={}, ref_is_src=not reference.intended,
+                          out_full=out_full, prev=prev, clip=clip, state={},
+                          ref_is_src=not reference.intended or source_only,
                           seqs=seqs, grays=grays)
             now, c1 = time.perf_counter(), time.thread_time()
             _add(timings, "decode+reference", now - clock)
