@@ -73,6 +73,10 @@ FLOW_CACHE_MB = 512
 """The source's flows (float16) are written to the disk cache only up to this size (about 40 s at 1080p)."""
 DECODE_AHEAD_MB = 48
 """With QA in threads, the chunk of frames each clip is decoded ahead is at most this large (``decode_chunk``)."""
+SOURCE_FRAMES_MB = 256
+"""A source clip whose decoded frames fit in this many MB (cup.mp4 whole, 217 frames at 640x480: 200 MB; not 48
+frames at 1080p: 300 MB) is decoded once per process and its frames held for the next variants' QA (``measure``):
+the frames of one shot at a time, the last one decoded in full."""
 SWAP_CACHE_MB = 256
 """Pixels of swapped label crops a process keeps (``Swaps``), all shots and markets together: a 1080p label of
 about 220x120 px is 0.1 MB a frame, so a 20 s shot's market about 50 MB. When full, the least recently filled
@@ -992,6 +996,34 @@ def decode_chunk(width: int, height: int) -> int:
     return int(max(1, min(16, DECODE_AHEAD_MB * 2**20 // max(1, width * height * 3))))
 
 
+_held_lock = threading.Lock()
+_held: dict = {}
+"""The decoded source frames held for the next variants (``SOURCE_FRAMES_MB``): {"key": shot key, "chunks": [...]}."""
+
+
+def _source_chunks(shot, key: str, nbytes: int, chunk_frames: int) -> Iterable:
+    """The source's decoded chunks: the held ones when this shot's are held, else decoded (``read_chunks``) and,
+    when the clip fits ``SOURCE_FRAMES_MB``, held once decoded to its end (read-only: nothing may change them)."""
+    from ray32.shot import read_chunks
+
+    with _held_lock:
+        if _held.get("key") == key:
+            return list(_held["chunks"])
+    chunks = read_chunks(shot, chunk_frames=chunk_frames)
+    return chunks if nbytes > SOURCE_FRAMES_MB * 2**20 else _holding(chunks, key)
+
+
+def _holding(chunks: Iterator, key: str) -> Iterator:
+    kept = []
+    for c in chunks:
+        c.frames.flags.writeable = False
+        kept.append(c)
+        yield c
+    with _held_lock:  # decoded to its end: held instead of the shot held before
+        _held.clear()
+        _held.update(key=key, chunks=kept)
+
+
 def measure(source, output, facts: Facts, *, label_track=None, samples: int = SAMPLES,
             analysis_side: int = ANALYSIS_SIDE, cache: dict | None = None,
             source_cache: str | os.PathLike | None = None, face_boxes: np.ndarray | None = None,
@@ -1064,8 +1096,9 @@ def measure(source, output, facts: Facts, *, label_track=None, samples: int = SA
         hdr = (cll, fall)
     skey = shot_key(src.path, src.first, src.stop) if src is not None else shot_key(source, 0, count)
     ahead = PARALLEL if parallel is None else parallel
-    src_chunks = read_chunks(src if src is not None else src_info,
-                             chunk_frames=decode_chunk(src_info.width, src_info.height) if ahead else 16)
+    src_chunks = _source_chunks(src if src is not None else src_info, skey,
+                                count * src_info.width * src_info.height * 3,
+                                decode_chunk(src_info.width, src_info.height) if ahead else 16)
     out_chunks = None if out_info is None else \
         read_chunks(out_info, chunk_frames=decode_chunk(out_info.width, out_info.height) if ahead else 16)
     if checks is None:

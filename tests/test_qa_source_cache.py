@@ -214,3 +214,32 @@ def test_the_source_side_pass_covers_every_grade_and_market_of_the_run(variant):
     many = [v(g, a, f"{g}-{a}-{k}") for k in range(3) for g in ("warm", "cold") for a in ("de", "us", "fr")]
     assert [x["slug"] for x in source_side_variants(many)] == [f"{g}-{a}-0" for g in ("warm", "cold")
                                                                for a in ("de", "us", "fr")]
+
+
+def test_a_short_sources_frames_are_decoded_once_and_held_for_the_next_variants(variant, monkeypatch):
+    """A source that fits ``SOURCE_FRAMES_MB`` is decoded once per process: the next variant's QA measures the held
+    frames (read-only), with the same numbers; a source too large is decoded every time."""
+    import qa.metrics as qm
+
+    s, path, prep, facts, root = variant
+
+    def qa():
+        return measure(s, path, facts, label_track=prep.label_track, samples=2, cache={})
+
+    monkeypatch.setattr(qm, "_held", {})
+    first = qa()
+    held = qm._held.get("chunks")
+    assert held and sum(len(c.frames) for c in held) == s.frame_count
+    assert not held[0].frames.flags.writeable
+    again = qa()
+    pd.testing.assert_frame_equal(first.frames, again.frames)
+    # planted: the held frames are what the next QA measures (a source 60 grey levels brighter: the output no
+    # longer matches it)
+    for c in held:
+        c.frames = np.clip(c.frames.astype(int) + 60, 0, 255).astype(np.uint8)
+    planted = qa()
+    assert planted.summary["colour_shift_max"] > 3 * first.summary["colour_shift_max"]
+    monkeypatch.setattr(qm, "_held", {})
+    monkeypatch.setattr(qm, "SOURCE_FRAMES_MB", 1)
+    qa()
+    assert qm._held == {}  # too large to hold: decoded again next time
