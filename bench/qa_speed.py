@@ -200,10 +200,13 @@ PROFILE = {
             "withheld label's match per market) measured at the shot's preparation (measure_source): the first "
             "variant's QA of cup.mp4 48 frames 2.26 -> 0.68 s, 1080p 6.79 -> 3.45 s (one process, cold OCR "
             "engine included before)",
+            "the source's decoded frames held per process when the clip fits SOURCE_FRAMES_MB (one shot at a "
+            "time): the variants' QA decodes only the output; cup.mp4 48 frames same process QA/render 1.01-1.16 -> "
+            "0.87-0.96 side by side",
         ],
         "left_48_frames_640x480_cpu_s": {
             "OCR thread (the intended label's full read + 4 sampled frames at its lines, ~15 ms a line)": 0.18,
-            "decoding both clips (decoder threads, outside the stage timings)": 0.2,
+            "decoding the output (decoder thread, outside the stage timings)": 0.13,
             "decode+reference stage (resize, grade at the analysis size)": 0.18,
             "flows+steps (output)": 0.08, "label": 0.1, "structure": 0.05, "exposure": 0.045, "thumbnails": 0.044,
             "render for comparison (CPU)": 0.85,
