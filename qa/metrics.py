@@ -1172,18 +1172,13 @@ def measure_source(source, facts: Facts | Iterable[Facts], *, label_track=None, 
     for k, f in enumerate(passes):
         qa = measure(source, None, f, label_track=label_track, samples=samples, analysis_side=analysis_side,
                      cache=cache, source_cache=source_cache, face_boxes=face_boxes, progress=progress,
-                     parallel=parallel, checks=None if k == 0 else [c for c in CHECKS if c.name in _PER_VARIANT])
+                     parallel=parallel, checks=None if k == 0 else [c for c in CHECKS if c.source_per_variant])
         for d, got in ((timings, qa.timings), (cpu, qa.cpu_timings)):
             for name, v in got.items():
                 d[name] = round(d.get(name, 0.0) + v, 3)
     return {"passes": len(passes), "measured": kept() != before, "timings": timings, "cpu_timings": cpu,
             "entries": sum(_entries(v) for k, v in list(cache.items())
                            if isinstance(k, tuple) and k[:1] == ("qa-source",))}
-
-
-_PER_VARIANT = ("identity", "label", "label_lost")
-"""The source-side checks whose measurements depend on the variant's grade or artwork (``measure_source``'s
-passes after the first)."""
 
 
 measure_clips = measure

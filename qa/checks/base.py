@@ -294,6 +294,8 @@ class Check:
             no keyframe metric. A metric's own ``when`` narrows it further.
         source_side: its measure keeps measurements of the source in ``Clip.cache`` (made once per shot):
             ``qa.metrics.measure_source`` runs it at the shot's preparation, so no variant's QA makes them.
+        source_per_variant: some of those measurements depend on the variant's grade or artwork (the graded
+            source's faces, the swapped label): ``measure_source`` runs it again for each grade and artwork.
     """
 
     name: str
@@ -307,6 +309,7 @@ class Check:
     about_invariant: str = ""
     applies: Callable[[Any], bool] | None = None
     source_side: bool = False
+    source_per_variant: bool = False
 
     def describe(self, clip: Clip) -> str:
         """What this check compares with what for ``clip`` (the report's "judged against" list)."""

@@ -349,7 +349,8 @@ def _lost(f):
 
 
 CHECK = Check(
-    name="identity", needs=frozenset({"frames"}), finish=finish, measure=measure, region="face", source_side=True,
+    name="identity", needs=frozenset({"frames"}), finish=finish, measure=measure, region="face",
+    source_side=True, source_per_variant=True,
     applies=lambda facts: facts.identity.check,
     about="the face on every few frames against the source's through the variant's grade (or the lock's "
           "reference), maximum and trend",

@@ -691,7 +691,7 @@ def _artwork_text(f):
 
 CHECK = Check(
     name="label", needs=frozenset({"frames"}), finish=finish, measure=measure, region="label", applies=has_label,
-    source_side=True,
+    source_side=True, source_per_variant=True,
     about="the label on every frame against the market artwork swapped into the source and graded, in its own "
           "region; OCR on samples and dips compared with OCR of that artwork through the same rectification",
     metrics=(

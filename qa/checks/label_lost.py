@@ -171,7 +171,7 @@ def _explain(f: Failure):
 
 CHECK = Check(
     name="label_lost", needs=frozenset({"frames"}), finish=finish, measure=measure, region="label", applies=has_label,
-    source_side=True,
+    source_side=True, source_per_variant=True,
     about="on the frames where the source's label track is lost, the output at the label's last place against "
           "the market artwork and against what the source shows there: the label must be withheld, not floating",
     metrics=(
